@@ -1,0 +1,1 @@
+"""nnship.bundle (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""nnship.calibration (see docs/architecture.md)."""

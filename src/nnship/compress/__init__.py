@@ -1,0 +1,1 @@
+"""nnship.compress (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""nnship.exporter (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""nnship.quantize (see docs/architecture.md)."""

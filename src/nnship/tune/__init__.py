@@ -1,0 +1,1 @@
+"""nnship.tune (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""nnship.validate (see docs/architecture.md)."""
