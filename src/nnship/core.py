@@ -127,16 +127,13 @@ class TensorSpec:
         return cls(parts[0], tuple(dims), dtype)
 
     def example(self, batch: int = 1, seed: int = 0) -> np.ndarray:
-        """A deterministic example array for this spec: batch axis `batch`, other symbolic dims 1.
+        """A deterministic example array: axis 0 has size `batch`, other symbolic dims 1.
 
-        Floats are standard normal; integers are small non-negative ids (0..9) with a
-        trailing all-ones convention not assumed; bools are True.
+        Floats are standard normal; integers are small non-negative ids (0..9); bools are True.
         """
         shape = self.concrete_shape()
-        if shape and not isinstance(self.shape[0], int):
+        if shape:  # axis 0 is the batch axis, whatever the example shape says
             shape = (batch, *shape[1:])
-        elif shape:
-            shape = (batch if self.shape[0] in (0, -1) else shape[0], *shape[1:])
         rng = np.random.default_rng(seed)
         kind = np.dtype(self.dtype).kind
         if kind == "f":
