@@ -58,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Commands that set `pass_unknown_options=True` (bench, validate) receive unknown
+        # `--key value` options in `args.unknown_options` and pass them to the backend.
+        if not getattr(args, "pass_unknown_options", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.unknown_options = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,0 +1,103 @@
+"""The recipe's `[validate]` section: gates and latency settings (pydantic, `extra="forbid"`).
+
+Units are part of every field name or docstring: percentages are 0..100, latency is
+milliseconds, sizes are megabytes (10**6 bytes), SQNR is decibels.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Task = Literal["auto", "classification", "regression"]
+
+
+class Gates(BaseModel):
+    """Thresholds every candidate row must meet. Every gate is off (None) by default.
+
+    - `max_top1_drop`: percentage points. With labels: baseline accuracy minus candidate
+      accuracy. Without labels: 100 minus top-1 agreement with the baseline.
+    - `min_top1_agreement` / `min_top5_agreement`: percent of samples whose baseline top-1 class
+      is the candidate's top-1 class / among the candidate's top-5 classes.
+    - `min_cosine`: the per-sample cosine similarity averaged over samples, worst output.
+    - `min_sqnr_db`: signal-to-quantization-noise ratio in dB, worst output.
+    - `max_abs_error`: largest absolute difference over every element of every output.
+    - `max_latency_ms`: the `latency_percentile` latency (p50 by default) in milliseconds at the
+      first latency batch size.
+    - `max_size_mb`: size on disk in megabytes (10**6 bytes).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_top1_drop: float | None = Field(default=None, ge=0, le=100)
+    min_top1_agreement: float | None = Field(default=None, ge=0, le=100)
+    min_top5_agreement: float | None = Field(default=None, ge=0, le=100)
+    min_cosine: float | None = Field(default=None, ge=-1, le=1)
+    min_sqnr_db: float | None = None
+    max_abs_error: float | None = Field(default=None, ge=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    latency_percentile: Literal[50, 90, 99] = 50
+    max_size_mb: float | None = Field(default=None, gt=0)
+
+    def active(self) -> dict[str, float]:
+        """The gates that are set, by name (latency_percentile is a setting, not a gate)."""
+        data = self.model_dump(exclude={"latency_percentile"})
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class LatencyConfig(BaseModel):
+    """How latency is measured (see `nnship.validate.latency.measure_latency`).
+
+    Warm-up runs at least `min_warmup_runs` calls, then continues until the median of the last
+    `stable_window` calls moves by less than `stable_tolerance` (relative) between consecutive
+    windows, stopping at `max_warmup_runs` calls or `max_warmup_s` seconds, whichever comes first.
+    Then `runs` timed calls (default 200), or, when `time_budget_s` is set, as many calls as fit
+    in that many seconds (at least `min_runs`, at most `max_runs`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    min_warmup_runs: int = Field(default=5, ge=0)
+    max_warmup_runs: int = Field(default=200, ge=0)
+    max_warmup_s: float = Field(default=10.0, gt=0)
+    stable_window: int = Field(default=10, ge=2)
+    stable_tolerance: float = Field(default=0.02, gt=0, lt=1)
+    runs: int = Field(default=200, ge=1)
+    time_budget_s: float | None = Field(default=None, gt=0)
+    min_runs: int = Field(default=10, ge=1)
+    max_runs: int = Field(default=100_000, ge=1)
+    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    threads: int | None = Field(default=None, ge=1)
+    throughput_s: float = Field(default=2.0, gt=0)
+    """Seconds given to a runner's own async/streams throughput method, when it has one."""
+    max_samples_kept: int = Field(default=2000, ge=0)
+    """Raw samples (ms) stored in the report for plotting; evenly subsampled beyond this."""
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> LatencyConfig:
+        if self.min_warmup_runs > self.max_warmup_runs:
+            raise ValueError("min_warmup_runs must be <= max_warmup_runs")
+        if self.min_runs > self.max_runs:
+            raise ValueError("min_runs must be <= max_runs")
+        if any(b < 1 for b in self.batch_sizes):
+            raise ValueError("batch_sizes must all be >= 1")
+        return self
+
+
+class ValidateConfig(BaseModel):
+    """The `[validate]` recipe section.
+
+    `batch_size` is the batch size of the accuracy pass (default 32); `max_samples` caps the
+    evaluation samples (default: all). `task="auto"` treats an output as classification logits
+    when it is 2-D [N, C] with C >= 2.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    gates: Gates = Field(default_factory=Gates)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    batch_size: int = Field(default=32, ge=1)
+    max_samples: int | None = Field(default=None, ge=1)
+    task: Task = "auto"

@@ -1,0 +1,181 @@
+"""Markdown rendering of a `Report` (a view of the JSON, never a source of truth).
+
+`summary_table` gives the cells both renderers show (terminal and Markdown).
+"""
+
+from __future__ import annotations
+
+from nnship.validate.report import Report, Row
+
+COLUMNS = (
+    "artifact",
+    "size MB",
+    "p50 ms",
+    "speedup",
+    "top-1 agree %",
+    "accuracy %",
+    "cosine",
+    "SQNR dB",
+    "gates",
+)
+
+
+def fmt(value: float | None, digits: int = 2, *, none: str = "-") -> str:
+    if value is None:
+        return none
+    return f"{value:.{digits}f}"
+
+
+def fmt_g(value: float | None, *, none: str = "-") -> str:
+    """Three significant digits (errors span many decades: 3.1e-07, 0.0042, 1.5)."""
+    return none if value is None else f"{value:.3g}"
+
+
+def _worst_sqnr(row: Row) -> str:
+    if not row.outputs:
+        return "-"
+    if any(o.nonfinite_count for o in row.outputs):
+        return "NaN"
+    value, _ = row.worst("sqnr_db")
+    return "inf" if value is None else fmt(value, 1)
+
+
+def _gate_cell(report: Report, row: Row) -> str:
+    verdicts = [v for v in report.gates if v.row == row.label]
+    if row is report.baseline or not verdicts:
+        return "-"
+    failed = [v.gate for v in verdicts if not v.passed]
+    return "FAIL: " + ", ".join(failed) if failed else "pass"
+
+
+def summary_table(report: Report) -> list[list[str]]:
+    """One list of cells (see `COLUMNS`) per row, baseline first."""
+    base_lat = report.baseline.latency_at()
+    cells = []
+    for row in [report.baseline, *report.rows]:
+        lat = row.latency_at(base_lat.batch_size if base_lat else None)
+        speedup = "-"
+        if lat and base_lat and lat.p50_ms > 0:
+            speedup = f"{base_lat.p50_ms / lat.p50_ms:.2f}x"
+        cls = row.classification
+        acc = "-"
+        if cls is not None and cls.accuracy is not None:
+            acc = fmt(cls.accuracy)
+            if row is not report.baseline and cls.top1_drop is not None:
+                acc += f" ({0.0 - cls.top1_drop:+.2f})".replace("-0.00", "+0.00")
+        cosine, _ = row.worst("cosine_mean")
+        cells.append(
+            [
+                row.label,
+                fmt(row.size_bytes / 1e6 if row.size_bytes is not None else None, 3),
+                fmt(lat.p50_ms, 3) if lat else "-",
+                speedup,
+                fmt(cls.top1_agreement) if cls and cls.top1_agreement is not None else "-",
+                acc,
+                "NaN" if any(o.nonfinite_count for o in row.outputs) else fmt(cosine, 5),
+                _worst_sqnr(row),
+                _gate_cell(report, row),
+            ]
+        )
+    return cells
+
+
+def _table(header: list[str] | tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return lines
+
+
+def report_markdown(report: Report) -> str:
+    """The whole report as Markdown: verdict, summary table, gates, outputs, latency, notes."""
+    status = "PASSED" if report.passed else "FAILED"
+    lines = [
+        f"# nnship validation report: {status}",
+        "",
+        f"- model: `{report.model.source or '?'}`"
+        + (f" (sha256 {report.model.fingerprint[:12]})" if report.model.fingerprint else ""),
+        f"- data: {report.data.description}"
+        + ("" if "samples" in report.data.description else f", {report.data.num_samples} samples")
+        + (", labelled" if report.data.has_labels else ", no labels"),
+        f"- task: {report.task}",
+        f"- environment: {report.environment.summary()}",
+        f"- nnship {report.nnship_version}, created {report.created}",
+        "",
+        "## Summary",
+        "",
+        *_table(COLUMNS, summary_table(report)),
+    ]
+    if report.gates:
+        lines += ["", "## Gates", ""]
+        gate_rows = [
+            [
+                "pass" if v.passed else "**FAIL**",
+                v.row,
+                v.gate,
+                f"{v.threshold:g}",
+                fmt(v.value, 4),
+                v.detail,
+            ]
+            for v in report.gates
+        ]
+        lines += _table(("", "artifact", "gate", "threshold", "value", "detail"), gate_rows)
+    drift_rows = [
+        [
+            row.label,
+            o.name,
+            fmt_g(o.max_abs_error),
+            fmt_g(o.mean_abs_error),
+            fmt(o.cosine_mean, 6),
+            fmt(o.cosine_min, 6),
+            "inf" if o.exact_match else fmt(o.sqnr_db, 1),
+        ]
+        for row in report.rows
+        for o in row.outputs
+    ]
+    if drift_rows:
+        lines += ["", "## Output drift", ""]
+        lines += _table(
+            ("artifact", "output", "max abs", "mean abs", "cosine mean", "cosine min", "SQNR dB"),
+            drift_rows,
+        )
+    lat_rows = [
+        [
+            row.label,
+            str(s.batch_size),
+            fmt(s.p50_ms, 3),
+            fmt(s.p90_ms, 3),
+            fmt(s.p99_ms, 3),
+            fmt(s.mean_ms, 3),
+            fmt(s.cv, 3),
+            fmt(s.throughput_per_s, 1),
+            fmt(s.first_run_ms, 2),
+            fmt(row.cold_start_ms, 1),
+            fmt(row.run_memory.peak_delta_mb if row.run_memory else None, 1),
+        ]
+        for row in [report.baseline, *report.rows]
+        for s in row.latency
+    ]
+    if lat_rows:
+        lines += ["", "## Latency (ms)", ""]
+        lines += _table(
+            (
+                "artifact",
+                "batch",
+                "p50",
+                "p90",
+                "p99",
+                "mean",
+                "CV",
+                "samples/s",
+                "first run",
+                "load",
+                "peak RSS +MB",
+            ),
+            lat_rows,
+        )
+    notes = list(report.notes) + [
+        f"{row.label}: {note}" for row in [report.baseline, *report.rows] for note in row.notes
+    ]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,288 @@
+"""The validation report: pydantic models, JSON (the source of truth) + Markdown on disk.
+
+`Report.save(path)` writes `report.json` and, beside it, `report.md`, each atomically.
+`Report.load(path)` refuses other schema versions and summarizes validation errors naming
+the fields at fault. Non-finite floats (NaN from a broken candidate) are written as JSON `null`;
+SQNR of identical outputs is `null` with `exact_match: true` (infinite).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import nnship
+from nnship.errors import ReportError
+from nnship.fileio import write_json_atomic, write_text_atomic
+from nnship.validate.environment import Environment
+
+SCHEMA_VERSION = 1
+REPORT_KIND = "nnship-report"
+
+
+class _Model(BaseModel):
+    # extra="forbid" catches typos in hand-edited reports; `extra: dict` fields stay open.
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputMetrics(_Model):
+    """Drift of one output against the baseline (see `nnship.validate.metrics`)."""
+
+    name: str
+    baseline_name: str
+    shape: list[int] = Field(default_factory=list)
+    """Per-sample shape (without the batch axis)."""
+    max_abs_error: float | None = None
+    mean_abs_error: float | None = None
+    cosine_mean: float | None = None
+    cosine_min: float | None = None
+    cosine_global: float | None = None
+    sqnr_db: float | None = None
+    """dB; None with exact_match=True means infinite (identical outputs)."""
+    exact_match: bool = False
+    nonfinite_count: int = 0
+
+
+class ClassificationMetrics(_Model):
+    """Percentages (0..100) on the classification output."""
+
+    output: str
+    samples: int
+    top1_agreement: float | None = None
+    top5_agreement: float | None = None
+    accuracy: float | None = None
+    top5_accuracy: float | None = None
+    top1_drop: float | None = None
+    """Percentage points: baseline accuracy - accuracy with labels, else 100 - top1_agreement."""
+
+
+class LatencyStats(_Model):
+    """Latency of `run` at one batch size, in milliseconds (throughput in samples/second)."""
+
+    batch_size: int
+    runs: int
+    warmup_runs: int
+    warmup_stable: bool
+    first_run_ms: float | None = None
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    cv: float
+    """Coefficient of variation, std / mean."""
+    throughput_per_s: float
+    async_throughput_per_s: float | None = None
+    """From the runner's own `run_throughput` (async requests / streams), when it has one."""
+    async_detail: dict[str, Any] | None = None
+    samples_ms: list[float] = Field(default_factory=list)
+    """Raw samples for plotting, evenly subsampled to at most `max_samples_kept`."""
+
+    def percentile(self, p: int) -> float:
+        return {50: self.p50_ms, 90: self.p90_ms, 99: self.p99_ms}[p]
+
+
+class MemoryStats(_Model):
+    """Resident memory in megabytes (10**6 bytes) around one phase; `method` says how."""
+
+    rss_before_mb: float | None = None
+    rss_after_mb: float | None = None
+    peak_rss_mb: float | None = None
+    peak_delta_mb: float | None = None
+    method: str = ""
+
+
+class GateVerdict(_Model):
+    gate: str
+    row: str
+    threshold: float
+    value: float | None
+    passed: bool
+    detail: str = ""
+
+
+class LayerDrift(_Model):
+    """Per-layer drift of one artifact (filled by `nnship.validate.explain`)."""
+
+    artifact: str
+    layer: str
+    onnx_node: str | None = None
+    torch_module: str | None = None
+    sqnr_db: float | None = None
+    cosine: float | None = None
+    op_type: str | None = None
+    tensor: str | None = None
+    """The float tensor compared (the layer's output)."""
+    input_sqnr_db: float | None = None
+    """dB; SQNR of the layer's worst input (None: exact, i.e. infinite)."""
+    local_sqnr_db: float | None = None
+    """dB; SQNR of the noise this layer adds itself (the ranking key; None: none added)."""
+    matched_by: str | None = None
+    """How the tensor was found in the artifact: "name", "qdq", "node-name" or "order"."""
+
+
+class Row(_Model):
+    """One runner's results: the baseline or a candidate artifact."""
+
+    label: str
+    runner: str = ""
+    backend: str = ""
+    precision: str = ""
+    device: str = ""
+    path: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+    source: str = "run"
+    """"run" (executed here) or "saved:<file>" (outputs replayed from a saved run)."""
+    outputs: list[OutputMetrics] = Field(default_factory=list)
+    classification: ClassificationMetrics | None = None
+    latency: list[LatencyStats] = Field(default_factory=list)
+    cold_start_ms: float | None = None
+    load_memory: MemoryStats | None = None
+    run_memory: MemoryStats | None = None
+    notes: list[str] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def latency_at(self, batch_size: int | None = None) -> LatencyStats | None:
+        """Latency at `batch_size` (default: the first measured)."""
+        for stats in self.latency:
+            if batch_size is None or stats.batch_size == batch_size:
+                return stats
+        return None
+
+    def worst(self, metric: str, *, lowest: bool = True) -> tuple[float | None, str | None]:
+        """Worst value of an output metric over outputs (lowest or highest) and its output."""
+        best: tuple[float | None, str | None] = (None, None)
+        for out in self.outputs:
+            value = getattr(out, metric)
+            if value is None:
+                continue
+            if best[0] is None or (value < best[0] if lowest else value > best[0]):
+                best = (value, out.name)
+        return best
+
+
+class ModelInfo(_Model):
+    source: str = ""
+    fingerprint: str | None = None
+
+
+class DataInfo(_Model):
+    description: str = ""
+    fingerprint: str | None = None
+    num_samples: int = 0
+    has_labels: bool = False
+
+
+class Report(_Model):
+    """Everything one validation found; JSON-serializable, versioned by `schema_version`."""
+
+    kind: str = REPORT_KIND
+    schema_version: int = SCHEMA_VERSION
+    created: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    nnship_version: str = nnship.__version__
+    environment: Environment = Field(default_factory=Environment)
+    model: ModelInfo = Field(default_factory=ModelInfo)
+    data: DataInfo = Field(default_factory=DataInfo)
+    task: str = "auto"
+    config: dict[str, Any] = Field(default_factory=dict)
+    baseline: Row
+    rows: list[Row] = Field(default_factory=list)
+    gates: list[GateVerdict] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Open, JSON-serializable data other stages attach (quantizer float nodes, pruning stats)."""
+    layer_drift: list[LayerDrift] | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.gates)
+
+    @property
+    def failed_gates(self) -> list[GateVerdict]:
+        return [v for v in self.gates if not v.passed]
+
+    def row(self, label: str) -> Row:
+        for row in [self.baseline, *self.rows]:
+            if row.label == label:
+                return row
+        raise KeyError(label)
+
+    def to_dict(self) -> dict[str, Any]:
+        # through pydantic's JSON writer: NaN/Inf become null (json.dumps would write NaN)
+        data = json.loads(self.model_dump_json())
+        data["passed"] = self.passed
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_markdown(self) -> str:
+        from nnship.validate.render_markdown import report_markdown
+
+        return report_markdown(self)
+
+    def save(self, path: Path | str) -> Path:
+        """Write JSON to `path` and Markdown beside it (same stem, `.md`), atomically."""
+        path = Path(path)
+        if path.suffix.lower() != ".json":
+            raise ReportError(f"Report path '{path}' must end in .json")
+        write_json_atomic(path, self.to_dict())
+        write_text_atomic(path.with_suffix(".md"), self.to_markdown())
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> Report:
+        """Read a report written by `save`; `ReportError` names the file and what is wrong."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ReportError(f"Report '{path}' does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ReportError(f"Report '{path}' cannot be read: {exc}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReportError(
+                f"Report '{path}' is not valid JSON (line {exc.lineno}, column {exc.colno}): "
+                f"{exc.msg}. Is it truncated?"
+            ) from exc
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "report") -> Report:
+        if not isinstance(data, dict) or data.get("kind", REPORT_KIND) != REPORT_KIND:
+            raise ReportError(f'\'{where}\' is not an nnship report (no "kind": "{REPORT_KIND}")')
+        version = data.get("schema_version")
+        if version is None:
+            raise ReportError(f"Report '{where}' has no 'schema_version' field; it is not a report")
+        if version != SCHEMA_VERSION:
+            age = "newer" if isinstance(version, int) and version > SCHEMA_VERSION else "older"
+            raise ReportError(
+                f"Report '{where}' has schema_version {version!r} (written by nnship "
+                f"{data.get('nnship_version', '?')}), a {age} format than this nnship "
+                f"{nnship.__version__} reads (schema_version {SCHEMA_VERSION}). Re-run "
+                "`nnship validate` to regenerate it, or use the nnship version that wrote it."
+            )
+        data = {k: v for k, v in data.items() if k != "passed"}  # derived, written for readers
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ReportError(f"Report '{where}' is corrupt: {summarize_errors(exc)}") from exc
+
+
+def summarize_errors(exc: ValidationError, limit: int = 5) -> str:
+    """'field.path: message' for the first `limit` pydantic errors."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts.append(f"field '{where}': {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -1,0 +1,298 @@
+"""`validate`: the float baseline against candidate runners on evaluation data -> `Report`.
+
+Order of work: outputs are matched (by name, else by position), latency is measured per runner
+(so `first_run_ms` is each runner's real first call), then one streamed accuracy pass runs
+every runner on each batch and accumulates drift and classification metrics, then gates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnship.core import Artifact, DataSource, LabeledBatch, Runner
+from nnship.errors import DataError
+from nnship.fileio import file_size_bytes, sha256_file
+from nnship.progress import track
+from nnship.validate.config import Gates, LatencyConfig, ValidateConfig
+from nnship.validate.environment import capture_environment
+from nnship.validate.gates import check_gates
+from nnship.validate.latency import latency_batch, measure_latency, track_memory
+from nnship.validate.metrics import (
+    ClassificationAccumulator,
+    DriftAccumulator,
+    is_classification_output,
+    match_outputs,
+)
+from nnship.validate.outputs import OutputRecorder, SavedOutputsRunner
+from nnship.validate.report import (
+    DataInfo,
+    MemoryStats,
+    ModelInfo,
+    OutputMetrics,
+    Report,
+    Row,
+)
+
+log = logging.getLogger(__name__)
+
+
+class _Limited(DataSource):
+    """The first `limit` samples of another source."""
+
+    def __init__(self, data: DataSource, limit: int) -> None:
+        self._data, self._limit = data, min(limit, data.num_samples)
+
+    @property
+    def num_samples(self) -> int:
+        return self._limit
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._data.input_names
+
+    @property
+    def has_labels(self) -> bool:
+        return self._data.has_labels
+
+    def iter_batches(self, batch_size: int = 1) -> Iterator[LabeledBatch]:
+        left = self._limit
+        for item in self._data.iter_batches(batch_size):
+            if left <= 0:
+                return
+            n = next(iter(item.inputs.values())).shape[0]
+            if n > left:
+                item = LabeledBatch(
+                    {k: v[:left] for k, v in item.inputs.items()},
+                    None if item.labels is None else item.labels[:left],
+                )
+            left -= min(n, left)
+            yield item
+
+    def describe(self) -> str:
+        return f"{self._data.describe()}, first {self._limit}"
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def artifact_size_bytes(path: Path) -> int:
+    """Bytes a runner loads: the file (+ ONNX external data), an OpenVINO IR's `.xml` + `.bin`,
+    or everything under a directory."""
+    size = file_size_bytes(path)
+    weights = path.with_suffix(".bin")
+    if path.suffix.lower() == ".xml" and weights.is_file():
+        size += weights.stat().st_size
+    return size
+
+
+def _candidate_row(label: str, runner: Runner, artifact: Artifact | None) -> Row:
+    row = Row(label=label, runner=runner.name)
+    if isinstance(runner, SavedOutputsRunner):
+        manifest = runner.saved.manifest
+        env = manifest.get("environment", {})
+        row.source = f"saved:{runner.saved.path}"
+        row.notes.append(
+            f"outputs replayed from '{runner.saved.path}' (runner {manifest.get('runner')}, "
+            f"captured {manifest.get('created', '?')} on {env.get('cpu_model', '?')} "
+            f"{env.get('gpus') or ''}); latency not measured here"
+        )
+    if artifact is None:
+        row.backend = runner.name.split(":")[0]
+        return row
+    row.backend, row.precision, row.device = artifact.backend, artifact.precision, artifact.device
+    path = Path(artifact.path)
+    row.path = str(path)
+    if path.exists():
+        row.size_bytes = artifact_size_bytes(path)
+        if path.is_file():
+            row.sha256 = sha256_file(path)
+    row.extra["artifact"] = _jsonable(artifact.to_dict())
+    notes = artifact.metadata.get("notes")
+    if isinstance(notes, list):
+        row.notes.extend(str(n) for n in notes)
+    return row
+
+
+def _measure(runner: Runner, data: DataSource, config: LatencyConfig, row: Row, label: str) -> None:
+    with track_memory() as memory:
+        for batch_size in config.batch_sizes:
+            log.info("Timing %s at batch %d", label, batch_size)
+            batch = latency_batch(data, batch_size)
+            row.latency.append(measure_latency(runner, batch, config))
+    row.run_memory = memory
+
+
+def _classification_output(shapes: dict[str, tuple[int, ...]], task: str) -> str | None:
+    if task == "regression":
+        return None
+    for name, shape in shapes.items():
+        if is_classification_output(shape):
+            return name
+    if task == "classification":
+        raise DataError(
+            f"task='classification' but no baseline output is 2-D [N, C] logits with C >= 2: "
+            f"outputs are { ({k: list(v) for k, v in shapes.items()}) }"
+        )
+    return None
+
+
+def validate(
+    baseline: Runner,
+    candidates: dict[str, Runner],
+    data: DataSource,
+    *,
+    config: ValidateConfig | None = None,
+    gates: Gates | None = None,
+    latency: LatencyConfig | None = None,
+    artifacts: dict[str, Artifact] | None = None,
+    measure_baseline_latency: bool = True,
+    baseline_label: str = "baseline",
+    model_source: str = "",
+    model_fingerprint: str | None = None,
+    cold_start: dict[str, tuple[float, MemoryStats]] | None = None,
+    save_outputs_dir: Path | str | None = None,
+) -> Report:
+    """Compare each candidate runner with the float baseline on `data`; return a `Report`.
+
+    `config` defaults to `ValidateConfig()` (batch size 32, all samples, latency at batch 1 with
+    200 timed runs, no gates); `gates` / `latency` override its sections. `artifacts` (by
+    candidate label) add backend, precision, device, path, size and hash to the rows.
+    `cold_start` (by label, "baseline" included) holds (load milliseconds, load memory) measured
+    by the caller with `nnship.validate.latency.timed_load`. With `save_outputs_dir`, every
+    runner's outputs are saved there as `<label>.npz` + `<label>.json` (see `outputs.py`).
+    Runners replaying saved outputs get no latency. Does not raise on a failed gate: read
+    `report.passed`.
+    """
+    config = (config or ValidateConfig()).model_copy(deep=True)
+    if gates is not None:
+        config.gates = gates
+    if latency is not None:
+        config.latency = latency
+    if not candidates:
+        raise DataError("Nothing to validate: give at least one candidate")
+    if baseline_label in candidates:
+        raise DataError(f"Candidate label '{baseline_label}' is reserved for the baseline")
+    if config.max_samples:
+        data = _Limited(data, config.max_samples)
+    artifacts = artifacts or {}
+    mapping = {
+        label: match_outputs(baseline.output_names, runner.output_names, label=label)
+        for label, runner in candidates.items()
+    }
+    base_row = Row(label=baseline_label, runner=baseline.name, backend=baseline.name.split(":")[0])
+    if isinstance(baseline, SavedOutputsRunner):
+        base_row = _candidate_row(baseline_label, baseline, None)
+    rows = {
+        label: _candidate_row(label, r, artifacts.get(label)) for label, r in candidates.items()
+    }
+    for label, (ms, memory) in (cold_start or {}).items():
+        target = base_row if label == baseline_label else rows.get(label)
+        if target is not None:
+            target.cold_start_ms, target.load_memory = ms, memory
+
+    if config.latency.enabled:
+        if measure_baseline_latency and not isinstance(baseline, SavedOutputsRunner):
+            _measure(baseline, data, config.latency, base_row, baseline_label)
+        for label, runner in candidates.items():
+            if not isinstance(runner, SavedOutputsRunner):
+                _measure(runner, data, config.latency, rows[label], label)
+
+    recorders: dict[str, OutputRecorder] = {}
+    if save_outputs_dir is not None:
+        recorders = {
+            label: OutputRecorder(label, runner)
+            for label, runner in [(baseline_label, baseline), *candidates.items()]
+        }
+    drift = {
+        label: {name: DriftAccumulator(name) for name in baseline.output_names}
+        for label in candidates
+    }
+    cls_name: str | None = None
+    cls_acc: dict[str, ClassificationAccumulator] = {}
+    bs = config.batch_size
+    total = math.ceil(data.num_samples / bs)
+    for index, item in enumerate(track(data.iter_batches(bs), "validate", total=total)):
+        ref = baseline.run(item.inputs)
+        if index == 0:
+            shapes = {k: tuple(np.asarray(v).shape) for k, v in ref.items()}
+            cls_name = _classification_output(shapes, config.task)
+            if cls_name is not None:
+                cls_acc = {k: ClassificationAccumulator(cls_name) for k in [baseline_label, *rows]}
+        if cls_name is not None:
+            cls_acc[baseline_label].update(ref[cls_name], None, item.labels)
+        if baseline_label in recorders:
+            recorders[baseline_label].add(item.inputs, ref, item.labels)
+        for label, runner in candidates.items():
+            out = runner.run(item.inputs)
+            for base_name, cand_name in mapping[label].items():
+                if cand_name not in out or base_name not in ref:
+                    raise DataError(
+                        f"'{label}' returned outputs {list(out)}; expected '{cand_name}'"
+                    )
+                drift[label][base_name].update(ref[base_name], out[cand_name], label=label)
+            if cls_name is not None:
+                cls_acc[label].update(ref[cls_name], out[mapping[label][cls_name]], item.labels)
+            if label in recorders:
+                recorders[label].add(item.inputs, out, item.labels)
+
+    base_cls = cls_acc[baseline_label].result() if cls_name else None
+    if base_cls is not None:
+        # the baseline scores itself: agreement is trivially 100 %, so only accuracy is kept
+        base_row.classification = base_cls.model_copy(
+            update={"top1_agreement": None, "top5_agreement": None}
+        )
+    for label, row in rows.items():
+        for base_name, acc in drift[label].items():
+            row.outputs.append(
+                OutputMetrics(
+                    name=mapping[label][base_name],
+                    baseline_name=base_name,
+                    shape=list(acc.shape or ()),
+                    **acc.result(),  # type: ignore[arg-type]
+                )
+            )
+        if base_cls is not None:
+            cls = cls_acc[label].result()
+            if cls.accuracy is not None and base_cls.accuracy is not None:
+                cls.top1_drop = base_cls.accuracy - cls.accuracy
+            else:
+                cls.top1_drop = 100.0 - (cls.top1_agreement or 0.0)
+            row.classification = cls
+
+    report = Report(
+        environment=capture_environment(config.latency.threads),
+        model=ModelInfo(source=model_source, fingerprint=model_fingerprint),
+        data=DataInfo(
+            description=data.describe(),
+            fingerprint=data.fingerprint(),
+            num_samples=data.num_samples,
+            has_labels=data.has_labels,
+        ),
+        task=("classification" if cls_name else "regression"),
+        config=config.model_dump(mode="json"),
+        baseline=base_row,
+        rows=list(rows.values()),
+    )
+    if cls_name is None and data.has_labels:
+        report.notes.append("labels were given but no output is classification logits: ignored")
+    report.gates = check_gates(config.gates, report.rows)
+    if save_outputs_dir is not None:
+        fingerprint = report.data.fingerprint
+        for label, recorder in recorders.items():
+            recorder.data_fingerprint = fingerprint
+            recorder.extra.update(model_source=model_source, model_fingerprint=model_fingerprint)
+            recorder.save(Path(save_outputs_dir) / f"{_file_stem(label)}.npz")
+    return report
+
+
+def _file_stem(label: str) -> str:
+    """A file name for a row label ("onnxruntime/int8" -> "onnxruntime_int8")."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
