@@ -62,3 +62,28 @@ def test_static_specs_and_threads_are_restored() -> None:
     assert torch.get_num_threads() == before
     with pytest.raises(BackendError, match="threads"):
         TorchRunner(TwoInputs(), specs, threads=0)
+
+
+def test_inputs_named_unlike_forward_parameters_pass_by_position() -> None:
+    import numpy as np
+    import torch
+
+    from nnship.backends.torch_runner import TorchRunner
+    from nnship.core import TensorSpec
+
+    linear = torch.nn.Linear(3, 2)  # forward(input)
+    runner = TorchRunner(linear, [TensorSpec("x", (1, 3))])
+    out = runner.run({"x": np.ones((4, 3), np.float32)})
+    assert out["output"].shape == (4, 2)
+
+
+def test_inputs_that_cannot_fit_forward_are_a_clear_error() -> None:
+    import pytest
+    import torch
+
+    from nnship.backends.torch_runner import TorchRunner
+    from nnship.core import TensorSpec
+    from nnship.errors import DataError
+
+    with pytest.raises(DataError, match=r"\['a', 'b'\] do not match Linear.forward\(input\)"):
+        TorchRunner(torch.nn.Linear(3, 2), [TensorSpec("a", (1, 3)), TensorSpec("b", (1, 3))])

@@ -4,6 +4,7 @@ exporter (see docs/architecture.md, "Output naming")."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from nnship.core import Batch, Runner, TensorSpec, example_batch
-from nnship.errors import BackendError
+from nnship.errors import BackendError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class TorchRunner(Runner):
         self._threads = threads
         self._examples = example_inputs
         self._output_names: list[str] | None = None
+        self._by_keyword = _pass_by_keyword(module, [spec.name for spec in specs])
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -125,10 +127,42 @@ class TorchRunner(Runner):
             name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in batch.items()
         }
         with torch_threads(self._threads), torch.inference_mode():
-            outputs = flatten_outputs(self.module(**tensors))
+            if self._by_keyword:
+                outputs = flatten_outputs(self.module(**tensors))
+            else:
+                outputs = flatten_outputs(self.module(*(tensors[s.name] for s in self._specs)))
         if self._output_names is None:
             self._output_names = list(outputs)
         return {name: _to_numpy(t) for name, t in outputs.items()}
+
+
+def _pass_by_keyword(module: nn.Module, names: list[str]) -> bool:
+    """Whether inputs go to `forward` by keyword (names match its parameters) or by position.
+
+    Users name data tensors freely (`x`, `input`, `pixel_values`); when the names are not
+    `forward`'s parameters but the count fits its positional parameters, inputs are passed in
+    declared order. Otherwise the error names both lists.
+    """
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):  # builtins/compiled modules: trust the names
+        return True
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return True
+    keyword = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if set(names) <= keyword:
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(required) <= len(names) <= len(
+        positional
+    ):
+        log.debug("inputs %s passed to %s.forward by position", names, type(module).__name__)
+        return False
+    raise DataError(
+        f"Inputs {names} do not match {type(module).__name__}.forward"
+        f"({', '.join(p.name for p in params)}); name the inputs after forward's parameters"
+    )
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
