@@ -1,1 +1,35 @@
-"""nnship.calibration (see docs/architecture.md)."""
+"""Calibration: activation statistics collected once, range methods, and float-equivalent
+pre-quantization transforms (cross-layer equalization, bias correction, activation smoothing).
+
+See docs/calibration.md.
+"""
+
+from nnship.calibration.config import CalibrationConfig
+from nnship.calibration.equalize import EqualizeReport, cross_layer_equalize
+from nnship.calibration.methods import METHODS, TensorRange, compute_range
+from nnship.calibration.smooth import SmoothReport, smooth_activations
+from nnship.calibration.stage import calibrate
+from nnship.calibration.statistics import collect_statistics
+from nnship.calibration.table import (
+    CalibrationTable,
+    TensorStatistics,
+    read_tensorrt_cache,
+    write_tensorrt_cache,
+)
+
+__all__ = [
+    "METHODS",
+    "CalibrationConfig",
+    "CalibrationTable",
+    "EqualizeReport",
+    "SmoothReport",
+    "TensorRange",
+    "TensorStatistics",
+    "calibrate",
+    "collect_statistics",
+    "compute_range",
+    "cross_layer_equalize",
+    "read_tensorrt_cache",
+    "smooth_activations",
+    "write_tensorrt_cache",
+]
