@@ -20,15 +20,16 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
-from nnship.validate.layer_match import FLOAT_TYPES, TensorMatch, activations, value_types
+from nnship.validate.layer_match import FLOAT_TYPES, TensorMatch, value_types
 
 FLOAT_INPUT_PREFIX = "nnship_float/"
 
 
 @dataclass
 class Probe:
-    """The probe model, its float inputs (probe input -> float tensor) and, per float tensor,
-    the probe output holding the isolated layer's value."""
+    """The probe model, its inputs (probe input -> the float model's tensor, or the graph input
+    of the same name to feed from the batch) and, per float tensor, the probe output holding
+    the isolated layer's value."""
 
     model: onnx.ModelProto
     inputs: dict[str, str]
@@ -41,15 +42,16 @@ class _Builder:
         self.f_types = f_types
         self.types = value_types(other)
         self.producer = {o: n for n in other.graph.node for o in n.output if o}
-        live = activations(other)
-        dynamic = set(live)
+        inits = {i.name for i in other.graph.initializer}
+        self.graph_inputs = {v.name for v in other.graph.input if v.name not in inits}
+        dynamic = set(self.graph_inputs)
         for node in other.graph.node:  # every tensor fed by a graph input, float or not
             if any(i in dynamic for i in node.input):
                 dynamic.update(o for o in node.output if o)
         self.dynamic = dynamic
         self.nodes: list[onnx.NodeProto] = []
         self.consts: set[str] = set()
-        self.inputs: dict[str, str] = {}
+        self.inputs: dict[str, tuple[str, int]] = {}
         self.produced: set[str] = set()
 
     def const(self, name: str) -> str | None:
@@ -59,9 +61,19 @@ class _Builder:
         self.consts.add(name)
         return name
 
+    def _params(self, node: onnx.NodeProto) -> list[str] | None:
+        """Inputs after the first (scale, zero point) if all constant, else None."""
+        rest = [self.const(i) if i else "" for i in node.input[1:]]
+        return None if any(r is None for r in rest) else [r or "" for r in rest]
+
     def float_input(self, tensor: str) -> str:
         name = FLOAT_INPUT_PREFIX + tensor
-        self.inputs[name] = tensor
+        self.inputs[name] = (tensor, self.f_types.get(tensor) or onnx.TensorProto.FLOAT)
+        return name
+
+    def graph_input(self, name: str) -> str:
+        """A graph input read as is (token ids, masks): fed from the batch itself."""
+        self.inputs[name] = (name, self.types.get(name) or onnx.TensorProto.FLOAT)
         return name
 
     def copy(self, node: onnx.NodeProto, inputs: list[str], prefix: str) -> onnx.NodeProto:
@@ -88,10 +100,10 @@ class _Builder:
         )
         for name in chain[1:]:
             node = self.producer[name]
-            rest = [self.const(i) if i else "" for i in node.input[1:]]
-            if any(r is None for r in rest):
+            rest = self._params(node)
+            if rest is None:
                 return None
-            copied = self.copy(node, [current, *rest], prefix)  # type: ignore[list-item]
+            copied = self.copy(node, [current, *rest], prefix)
             if copied.output[0] not in self.produced:  # two inputs may share a chain
                 out.append(copied)
                 self.produced.update(copied.output)
@@ -124,6 +136,8 @@ class _Builder:
                 inputs.append(fed[name])
             elif self.const(name) is not None:
                 inputs.append(name)
+            elif name in self.graph_inputs and name not in by_tensor:
+                inputs.append(self.graph_input(name))
             elif name in by_tensor:
                 src, pos = by_tensor[name]
                 value = self.replay(src.float_tensor, src.chain[: pos + 1], prefix + "in/", added)
@@ -138,10 +152,10 @@ class _Builder:
         current = prefix + m.chain[0]
         for name in m.chain[1:]:
             step = self.producer[name]
-            rest = [self.const(i) if i else "" for i in step.input[1:]]
-            if any(r is None for r in rest):
+            rest = self._params(step)
+            if rest is None:
                 return ""
-            nxt = self.copy(step, [current, *rest], prefix)  # type: ignore[list-item]
+            nxt = self.copy(step, [current, *rest], prefix)
             added.append(nxt)
             current = nxt.output[0]
         self.nodes.extend(added)
@@ -186,8 +200,8 @@ def build_probe(
         const_nodes + builder.nodes,
         f"{other.graph.name or 'model'}_layer_probe",
         [
-            helper.make_tensor_value_info(name, float_types.get(t) or onnx.TensorProto.FLOAT, None)
-            for name, t in builder.inputs.items()
+            helper.make_tensor_value_info(name, elem_type, None)
+            for name, (_, elem_type) in builder.inputs.items()
         ],
         [
             helper.make_tensor_value_info(name, builder.types.get(_orig(name)) or 1, None)
@@ -198,7 +212,7 @@ def build_probe(
     model = helper.make_model(graph, opset_imports=list(other.opset_import))
     model.ir_version = other.ir_version
     model.functions.extend(other.functions)
-    return Probe(model, dict(builder.inputs), outputs)
+    return Probe(model, {name: t for name, (t, _) in builder.inputs.items()}, outputs)
 
 
 def _orig(name: str) -> str:

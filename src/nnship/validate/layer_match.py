@@ -263,7 +263,13 @@ def _match_by_order(
             claimed.add(name)
 
 
-def _to_match(ci, chains, index, found, float_live) -> TensorMatch:  # type: ignore[no-untyped-def]
+def _to_match(
+    ci: int,
+    chains: list[_Chain],
+    index: dict[str, int],
+    found: dict[int, tuple[str, str]],
+    float_live: dict[str, onnx.NodeProto | None],
+) -> TensorMatch:
     chain = chains[ci]
     tensor, how = found[ci]
     inputs: list[str] = []

@@ -1,0 +1,346 @@
+"""The HTML report: one self-contained file (inline CSS and SVG, no script, no network) rendered
+from a `Report`. The JSON stays the source of truth; this is a view of it, like the Markdown.
+
+Sections: verdict and provenance, the summary table, gate verdicts, latency distributions per
+artifact (box plots over the raw samples), accuracy against latency across artifacts (scatter),
+per-layer drift bars (when `nnship explain` attached `layer_drift`), output drift, notes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+
+from nnship.fileio import write_text_atomic
+from nnship.validate.html_charts import (
+    Bar,
+    BoxSeries,
+    Point,
+    bar_chart,
+    box_plot,
+    color,
+    scatter,
+)
+from nnship.validate.render_markdown import COLUMNS, fmt, fmt_g, summary_table
+from nnship.validate.report import LayerDrift, Report, Row
+
+MAX_LAYERS_PLOTTED = 20
+"""Worst layers drawn per artifact in the per-layer drift chart."""
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;
+background:#f6f7f9}
+main{max-width:1000px;margin:0 auto;padding:24px 28px 48px;background:#fff}
+h1{font-size:24px;margin:0 0 8px}h2{font-size:18px;margin:32px 0 10px;border-bottom:1px solid #ddd;
+padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
+.verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-size:15px;
+vertical-align:middle}.verdict.pass{background:#2e7d32}.verdict.fail{background:#c62828}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:10px 0;color:#444}
+dl.meta dt{font-weight:600}dl.meta dd{margin:0;word-break:break-all}
+table{border-collapse:collapse;width:100%;margin:6px 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:4px 7px;text-align:right;white-space:nowrap}
+th{background:#f0f2f5}.text{text-align:left}
+td.pass{color:#2e7d32;font-weight:600}td.fail{color:#c62828;font-weight:700}
+figure{margin:8px 0 18px}figcaption{color:#555;font-size:12.5px;margin-top:2px}
+svg.plot{width:100%;height:auto;display:block;font-size:12px}
+svg .axis{stroke:#444}svg .grid{stroke:#e6e6e6}svg .tick{fill:#555;font-size:11px}
+svg .axis-title{fill:#333;font-size:12px}svg .label{fill:#222;font-size:12px}
+svg .value{fill:#333;font-size:11px}svg .legend{fill:#555;font-size:11px}
+svg .box{fill-opacity:.25;stroke-width:1.5}svg .median{stroke:#111;stroke-width:2}
+svg .whisker{stroke-width:1.5}svg .dot{fill-opacity:.45}svg .marker{stroke:#111;stroke-width:2}
+.empty{color:#777;font-style:italic}code{font-size:12.5px}
+"""
+
+
+def render_html(report: Report) -> str:
+    """The whole report as one self-contained HTML page (UTF-8 text)."""
+    status = "PASSED" if report.passed else "FAILED"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>nnship report: {status}</title><style>{_CSS}</style></head><body><main>",
+        _header(report, status),
+        _summary(report),
+        _gates(report),
+        _latency(report),
+        _tradeoff(report),
+        _layers(report),
+        _output_drift(report),
+        _notes(report),
+        f'<footer><p class="empty">Rendered from the report JSON (schema version '
+        f"{report.schema_version}, nnship {escape(report.nnship_version)}); the JSON is the "
+        "source of truth.</p></footer>",
+        "</main></body></html>",
+    ]
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def write_html(report: Report, path: Path | str) -> Path:
+    """Render `report` and write it to `path` atomically."""
+    return write_text_atomic(path, render_html(report))
+
+
+def render_report_files(
+    report_path: Path | str,
+    *,
+    html: Path | str | None = None,
+    markdown: Path | str | None = None,
+) -> Report:
+    """`nnship report`: load a saved report (`ReportError` if corrupt) and write its HTML and/or
+    Markdown renderings atomically. Returns the loaded report."""
+    report = Report.load(report_path)
+    if html is not None:
+        write_html(report, html)
+    if markdown is not None:
+        write_text_atomic(markdown, report.to_markdown())
+    return report
+
+
+def _rows(report: Report) -> list[Row]:
+    return [report.baseline, *report.rows]
+
+
+def _failed_rows(report: Report) -> set[str]:
+    return {v.row for v in report.gates if not v.passed}
+
+
+def _header(report: Report, status: str) -> str:
+    cls = "pass" if report.passed else "fail"
+    model = report.model.source or "?"
+    if report.model.fingerprint:
+        model += f" (sha256 {report.model.fingerprint[:12]})"
+    data = report.data.description or "?"
+    if "samples" not in data:
+        data += f", {report.data.num_samples} samples"
+    data += ", labelled" if report.data.has_labels else ", no labels"
+    meta = [
+        ("model", model),
+        ("data", data),
+        ("task", report.task),
+        ("environment", report.environment.summary()),
+        ("created", f"{report.created} (nnship {report.nnship_version})"),
+    ]
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in meta)
+    return (
+        f'<header><h1>nnship validation report <span class="verdict {cls}">{status}</span>'
+        f'</h1><dl class="meta">{items}</dl></header>'
+    )
+
+
+def _table(
+    header: tuple[str, ...] | list[str],
+    rows: list[list[str]],
+    classes: list[list[str]] | None = None,
+    text_cols: tuple[int, ...] = (0,),
+) -> str:
+    """An HTML table; `text_cols` are left-aligned, `classes[r][c]` adds a cell class."""
+
+    def attr(c: int, extra: str = "") -> str:
+        names = " ".join(n for n in ("text" if c in text_cols else "", extra) if n)
+        return f' class="{names}"' if names else ""
+
+    head = "".join(f"<th{attr(c)}>{escape(h)}</th>" for c, h in enumerate(header))
+    body = []
+    for r, row in enumerate(rows):
+        cells = "".join(
+            f"<td{attr(c, classes[r][c] if classes else '')}>{escape(cell)}</td>"
+            for c, cell in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _verdict_class(cell: str) -> str:
+    return "pass" if cell == "pass" else "fail" if cell.startswith("FAIL") else ""
+
+
+def _summary(report: Report) -> str:
+    cells = summary_table(report)
+    classes = [[""] * (len(COLUMNS) - 1) + [_verdict_class(row[-1])] for row in cells]
+    return '<section id="summary"><h2>Summary</h2>' + _table(COLUMNS, cells, classes) + "</section>"
+
+
+def _gates(report: Report) -> str:
+    if not report.gates:
+        return '<section id="gates"><h2>Gates</h2><p class="empty">No gates were set.</p></section>'
+    rows, classes = [], []
+    for v in report.gates:
+        rows.append(
+            [
+                "PASS" if v.passed else "FAIL",
+                v.row,
+                v.gate,
+                f"{v.threshold:g}",
+                fmt(v.value, 4),
+                v.detail,
+            ]
+        )
+        classes.append(["pass" if v.passed else "fail", "", "", "", "", ""])
+    header = ("verdict", "artifact", "gate", "threshold", "value", "detail")
+    table = _table(header, rows, classes, text_cols=(0, 1, 2, 5))
+    return f'<section id="gates"><h2>Gates</h2>{table}</section>'
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def _latency(report: Report) -> str:
+    series = []
+    for i, row in enumerate(_rows(report)):
+        for stats in row.latency:
+            label = (
+                row.label if len(row.latency) == 1 else f"{row.label} (batch {stats.batch_size})"
+            )
+            summary = {
+                "min": stats.min_ms,
+                "p50": stats.p50_ms,
+                "p90": stats.p90_ms,
+                "p99": stats.p99_ms,
+            }
+            series.append(BoxSeries(label, color(i), stats.samples_ms, summary))
+    head = '<section id="latency"><h2>Latency distribution</h2>'
+    if not series:
+        return head + '<p class="empty">Latency was not measured.</p></section>'
+    svg = box_plot(series, title="latency per run", unit="ms")
+    caption = (
+        "Each dot is one timed run; the box spans the 25th-75th percentile, the dark line is "
+        "the median, the whiskers the 1st-99th percentile. Hover for values."
+    )
+    return head + _figure(svg, caption) + "</section>"
+
+
+def _quality(report: Report) -> tuple[str, dict[str, float]]:
+    """The y axis of the trade-off plot: accuracy, else top-1 agreement, else worst SQNR."""
+    rows = _rows(report)
+    acc = {
+        r.label: r.classification.accuracy
+        for r in rows
+        if r.classification and r.classification.accuracy is not None
+    }
+    if acc:
+        return "accuracy (%)", acc
+    agree = {
+        r.label: r.classification.top1_agreement
+        for r in report.rows
+        if r.classification and r.classification.top1_agreement is not None
+    }
+    if agree:
+        return "top-1 agreement with the baseline (%)", {report.baseline.label: 100.0, **agree}
+    sqnr = {}
+    for r in report.rows:
+        value, _ = r.worst("sqnr_db")
+        if value is not None and math.isfinite(value):
+            sqnr[r.label] = value
+    return "worst output SQNR (dB)", sqnr
+
+
+def _tradeoff(report: Report) -> str:
+    head = '<section id="tradeoff"><h2>Accuracy vs latency</h2>'
+    y_title, quality = _quality(report)
+    base = report.baseline.latency_at()
+    failed = _failed_rows(report)
+    points = []
+    for i, row in enumerate(_rows(report)):
+        lat = row.latency_at(base.batch_size if base else None)
+        if lat is not None and row.label in quality:
+            points.append(
+                Point(row.label, lat.p50_ms, quality[row.label], color(i), row.label in failed)
+            )
+    if not points:
+        return (
+            head
+            + '<p class="empty">Needs latency and accuracy for at least one artifact.</p></section>'
+        )
+    batch = f" at batch {base.batch_size}" if base else ""
+    svg = scatter(
+        points, title="accuracy vs latency", x_title=f"p50 latency (ms){batch}", y_title=y_title
+    )
+    caption = "Up and to the left is better. A red ring marks an artifact that failed a gate."
+    return head + _figure(svg, caption) + "</section>"
+
+
+def _layers(report: Report) -> str:
+    if not report.layer_drift:
+        return ""
+    by_artifact: dict[str, list[LayerDrift]] = defaultdict(list)
+    for layer in report.layer_drift:
+        by_artifact[layer.artifact].append(layer)
+    parts = ['<section id="layers"><h2>Per-layer drift</h2>']
+    for artifact, layers in by_artifact.items():
+        from nnship.validate.explain import outlier_layers
+
+        worst = outlier_layers(layers)
+        shown = layers[:MAX_LAYERS_PLOTTED]
+        bars = [
+            Bar(
+                label=_layer_label(d),
+                value=d.local_sqnr_db,
+                marker=d.sqnr_db,
+                highlight=d.layer in worst,
+                tip=(
+                    f"{d.layer} ({d.op_type or '?'}"
+                    + (f", torch {d.torch_module}" if d.torch_module else "")
+                    + f"): adds noise at {fmt(d.local_sqnr_db, 1, none='inf')} dB SQNR; output "
+                    f"SQNR {fmt(d.sqnr_db, 1, none='inf')} dB; cosine {fmt(d.cosine, 5)}"
+                ),
+            )
+            for d in shown
+        ]
+        svg = bar_chart(
+            bars,
+            title=f"per-layer drift of {artifact}",
+            x_title="SQNR of the noise the layer adds (dB; shorter = worse)",
+            marker_title="SQNR of the layer's output in the whole artifact (dB)",
+        )
+        more = f" (worst {len(shown)} of {len(layers)})" if len(layers) > len(shown) else ""
+        caption = (
+            "Bars: the noise each layer adds, measured by running it alone on the float "
+            "model's activations. Red: more than 10 dB below the median layer, candidates for "
+            "nnship quantize --exclude. Hover for node names."
+        )
+        parts.append(f"<h3>{escape(artifact)}{escape(more)}</h3>" + _figure(svg, caption))
+        if worst:
+            names = [d.onnx_node for d in layers if d.layer in worst and d.onnx_node]
+            if names:
+                args = " ".join(f"--exclude {n}" for n in names)
+                parts.append(f"<p>Suggested: <code>nnship quantize ... {escape(args)}</code></p>")
+    return "".join(parts) + "</section>"
+
+
+def _layer_label(d: LayerDrift) -> str:
+    return f"{d.torch_module} ({d.op_type})" if d.torch_module else d.layer
+
+
+def _output_drift(report: Report) -> str:
+    rows = [
+        [
+            row.label,
+            o.name,
+            fmt_g(o.max_abs_error),
+            fmt_g(o.mean_abs_error),
+            fmt(o.cosine_mean, 6),
+            fmt(o.cosine_min, 6),
+            "inf" if o.exact_match else fmt(o.sqnr_db, 1),
+        ]
+        for row in report.rows
+        for o in row.outputs
+    ]
+    if not rows:
+        return ""
+    header = ("artifact", "output", "max abs", "mean abs", "cosine mean", "cosine min", "SQNR dB")
+    table = _table(header, rows, text_cols=(0, 1))
+    return f'<section id="drift"><h2>Output drift</h2>{table}</section>'
+
+
+def _notes(report: Report) -> str:
+    notes = list(report.notes) + [
+        f"{row.label}: {note}" for row in _rows(report) for note in row.notes
+    ]
+    if not notes:
+        return ""
+    items = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    return f'<section id="notes"><h2>Notes</h2><ul>{items}</ul></section>'
