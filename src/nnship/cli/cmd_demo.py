@@ -1,0 +1,48 @@
+"""`nnship demo`: train (first use) and build the demo model, then print its report."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "demo",
+        help="build the demo model (a CNN on scikit-learn's digits) and print its report",
+        description=(
+            "Train a small CNN on scikit-learn's handwritten digits on first use (seconds; "
+            "cached with its seed under $NNSHIP_CACHE_DIR/demo, default ~/.cache/nnship/demo), "
+            "then build examples/demo/recipe.toml with everything this installation supports "
+            "(export, INT8/FP16 quantization, ONNX Runtime and OpenVINO, validation, gates)."
+        ),
+        epilog="exit codes: 0 all gates pass, 1 a gate failed, 2 usage or input error",
+    )
+    parser.add_argument(
+        "-o", "--output-dir", help="build folder (default: build/demo in the working directory)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        help="cache folder for the trained model and data (default: $NNSHIP_CACHE_DIR or "
+        "~/.cache/nnship)",
+    )
+    parser.add_argument("--recipe", help="build this recipe instead of examples/demo/recipe.toml")
+    parser.add_argument(
+        "--no-reuse", action="store_true", help="recompute every stage of the build"
+    )
+    parser.add_argument("--json", dest="json_out", help="also write the report JSON here")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnship.cli.cmd_build import finish
+    from nnship.demo import demo
+
+    result = demo(
+        cache=args.cache_dir,
+        output_dir=args.output_dir,
+        recipe=args.recipe,
+        reuse=not args.no_reuse,
+    )
+    return finish(result, args)

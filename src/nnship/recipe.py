@@ -1,0 +1,368 @@
+"""The recipe: one TOML file describing a whole build, parsed once into typed, validated models.
+
+Every stage owns its section's model in its own package (`[export]` is
+`nnship.exporter.config.ExportConfig`, `[quantize]` is `nnship.quantize.config.QuantizeConfig`,
+...); this module assembles them into `Recipe` and turns pydantic's errors into one line per
+problem that names the recipe file, the section and the key (with a "did you mean" suggestion
+for typos). Paths inside a recipe are relative to the recipe file; `~` and `${VAR}` are expanded
+(`${NNSHIP_CACHE_DIR}` defaults to `~/.cache/nnship`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nnship.core import TensorSpec
+from nnship.errors import RecipeError
+from nnship.recipe_format import dumps_toml, format_validation_error
+from nnship.recipe_sections import (
+    BackendsConfig,
+    DataConfig,
+    DistillConfig,
+    ExportConfig,
+    PruneConfig,
+    QuantizeConfig,
+    ValidateConfig,
+    section_available,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "DataSection",
+    "InputTable",
+    "ModelConfig",
+    "Recipe",
+    "cache_dir",
+    "load_recipe",
+    "parse_recipe",
+    "recipe_to_toml",
+    "section_available",
+]
+
+_FORBID = ConfigDict(extra="forbid")
+_MODEL_FILE_SUFFIXES = (".pt2", ".onnx", ".pt", ".pth", ".ckpt", ".bin")
+
+
+def cache_dir() -> Path:
+    """nnship's cache folder: `$NNSHIP_CACHE_DIR`, else `~/.cache/nnship`."""
+    env = os.environ.get("NNSHIP_CACHE_DIR")
+    return Path(env).expanduser() if env else Path("~/.cache/nnship").expanduser()
+
+
+class InputTable(BaseModel):
+    """One model input as a TOML table: `{name = "x", shape = [1, 3, 32, 32], dtype = "float32"}`."""
+
+    model_config = _FORBID
+    name: str
+    shape: list[int | str]
+    dtype: str = "float32"
+
+
+class ModelConfig(BaseModel):
+    """`[model]`: where the model comes from and its example inputs."""
+
+    model_config = _FORBID
+    source: str
+    """`pkg.mod:factory`, `path/file.py:factory`, a `.pt2`, a `.onnx`, or a pickled module."""
+    inputs: list[str | InputTable] = Field(default_factory=list)
+    """Example inputs: `"x:1x3x32x32[:dtype]"` strings or tables. Required to export a factory."""
+    factory_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the factory."""
+    weights: str | None = None
+    """A state dict (loaded with `weights_only=True`) for the factory's module."""
+    trust_pickle: bool = False
+    """Allow loading a fully pickled module. Defaults to false: pickles can run code."""
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def input_specs(self) -> list[TensorSpec] | None:
+        """The declared inputs as `TensorSpec`s, or None when none are declared."""
+        if not self.inputs:
+            return None
+        specs = []
+        for item in self.inputs:
+            if isinstance(item, str):
+                specs.append(TensorSpec.parse(item))
+            else:
+                specs.append(TensorSpec(item.name, tuple(item.shape), item.dtype))
+        return specs
+
+
+class DataSection(BaseModel):
+    """`[data]`: calibration, evaluation and training data (each a `DataConfig`).
+
+    Evaluation defaults to the calibration data (with a warning); training data (Taylor pruning
+    importance, distillation) defaults to the calibration data.
+    """
+
+    model_config = _FORBID
+    calibration: DataConfig | None = None
+    evaluation: DataConfig | None = None
+    train: DataConfig | None = None
+
+
+class Recipe(BaseModel):
+    """A whole build. Absent optional sections (`prune`, `distill`, `quantize`) skip their stage."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    """Build name; the default output folder is `build/<name>` (relative to the working dir)."""
+    seed: int = 0
+    """Seed for every random choice (training, sampling), so builds repeat exactly."""
+    output_dir: str | None = None
+    """Build folder; relative to the recipe file. Defaults to `build/<name>` in the working dir."""
+    model: ModelConfig
+    data: DataSection = Field(default_factory=DataSection)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    prune: PruneConfig | None = None
+    distill: DistillConfig | None = None
+    quantize: QuantizeConfig | None = None
+    backends: BackendsConfig = Field(default_factory=BackendsConfig)
+    validation: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+
+    _path: Path | None = None
+    _base_dir: Path = Path(".")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError(
+                f"'{value}' must be a folder-safe name (letters, digits, '.', '_', '-')"
+            )
+        return value
+
+    @property
+    def path(self) -> Path | None:
+        """The recipe file this was read from (None when built in Python)."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in the recipe are resolved against."""
+        return self._base_dir
+
+    def resolved_output_dir(self, override: str | Path | None = None) -> Path:
+        """`override` (relative to the working dir), else `output_dir`, else `build/<name>`."""
+        if override is not None:
+            return Path(override).expanduser().absolute()
+        if self.output_dir:
+            return Path(self.output_dir)
+        return Path("build", self.name).absolute()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved recipe (defaults included) as plain JSON-able data."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_recipe(
+    path: str | Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    check_files: bool = True,
+) -> Recipe:
+    """Read, validate and resolve a recipe file.
+
+    `overrides` maps dotted keys to values (`{"validate.gates.max_top1_drop": 0.5}`), applied
+    before validation so a typo'd override is reported like a typo in the file. Raises
+    `RecipeError` naming the file, section and key for TOML syntax errors (with the line),
+    unknown keys, wrong types, and (with `check_files`, the default) files that do not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"Recipe file '{path}' does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"Cannot read recipe file '{path}': {exc}") from exc
+    return parse_recipe(
+        text,
+        name=str(path),
+        base_dir=path.parent,
+        overrides=overrides,
+        check_files=check_files,
+        recipe_path=path,
+    )
+
+
+def parse_recipe(
+    text: str,
+    *,
+    name: str = "recipe.toml",
+    base_dir: str | Path = ".",
+    overrides: dict[str, Any] | None = None,
+    check_files: bool = True,
+    recipe_path: Path | None = None,
+) -> Recipe:
+    """Parse recipe TOML `text`; `name` is used in messages, `base_dir` anchors relative paths."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{name}: invalid TOML: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value, name)
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise RecipeError(format_validation_error(exc, name, Recipe)) from exc
+    recipe._path = recipe_path
+    recipe._base_dir = Path(base_dir).absolute()
+    _resolve_paths(recipe, name, check_files=check_files)
+    return recipe
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse a `--set key.path=value` override; the value is read as TOML (`0.5`, `true`,
+    `["int8"]`), else kept as a plain string."""
+    if "=" not in text:
+        raise RecipeError(f"Bad override '{text}': expected KEY=VALUE, e.g. seed=1")
+    key, value = text.split("=", 1)
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any, name: str) -> None:
+    parts = [p for p in key.split(".") if p]
+    if not parts:
+        raise RecipeError(f"{name}: empty override key")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise RecipeError(f"{name}: cannot override '{key}': '{where}' is not a table")
+        node = child
+    node[parts[-1]] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+
+
+def expand_path_text(text: str, where: str) -> str:
+    """Expand `~` and `${VAR}`/`$VAR`; `${NNSHIP_CACHE_DIR}` defaults to nnship's cache folder.
+    An unset variable is an error naming `where`."""
+
+    def replace(match: re.Match[str]) -> str:
+        var = match.group(1) or match.group(2)
+        if var in os.environ:
+            return os.environ[var]
+        if var == "NNSHIP_CACHE_DIR":
+            return str(cache_dir())
+        raise RecipeError(f"{where}: environment variable '{var}' is not set")
+
+    expanded = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", replace, text)
+    return os.path.expanduser(expanded)
+
+
+def _is_module_ref(text: str) -> bool:
+    """`pkg.mod:attr` (an importable module path and an attribute name)."""
+    return bool(re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text))
+
+
+def _resolve_file(text: str, base: Path, where: str, *, must_exist: bool) -> str:
+    path = Path(expand_path_text(text, where))
+    if not path.is_absolute():
+        path = base / path
+    if must_exist and not path.exists():
+        raise RecipeError(f"{where}: file '{path}' does not exist")
+    return str(path)
+
+
+def resolve_source(text: str, base: Path, where: str, *, must_exist: bool) -> str:
+    """Resolve a model or data source string: `pkg.mod:attr` stays as is, `file.py:attr` and
+    plain paths become absolute (relative to `base`)."""
+    if _is_module_ref(text) and not text.split(":", 1)[0].endswith(".py"):
+        return text
+    head, sep, attr = text.rpartition(":")
+    if sep and head.endswith(".py"):
+        return _resolve_file(head, base, where, must_exist=must_exist) + ":" + attr
+    return _resolve_file(text, base, where, must_exist=must_exist)
+
+
+def _resolve_paths(recipe: Recipe, name: str, *, check_files: bool) -> None:
+    base = recipe.base_dir
+    model = recipe.model
+    model.source = resolve_source(
+        model.source, base, f"{name}: [model] source", must_exist=check_files
+    )
+    if model.weights:
+        model.weights = _resolve_file(
+            model.weights, base, f"{name}: [model] weights", must_exist=check_files
+        )
+    if recipe.output_dir:
+        recipe.output_dir = _resolve_file(
+            recipe.output_dir, base, f"{name}: output_dir", must_exist=False
+        )
+    for split in ("calibration", "evaluation", "train"):
+        cfg = getattr(recipe.data, split)
+        if cfg is None:
+            continue
+        field = _data_path_field(cfg)
+        value = getattr(cfg, field, None)
+        if isinstance(value, str | Path) and str(value):
+            resolved = resolve_source(
+                str(value), base, f"{name}: [data.{split}] {field}", must_exist=check_files
+            )
+            new = type(value)(resolved) if isinstance(value, Path) else resolved
+            # section models may be frozen: replace the section rather than mutate it
+            setattr(recipe.data, split, cfg.model_copy(update={field: new}))
+    _resolve_backend_paths(recipe, name)
+
+
+def _resolve_backend_paths(recipe: Recipe, name: str) -> None:
+    """Path-valued backend options (model caches, timing caches) are relative to the recipe."""
+    backends = recipe.backends
+    for backend_name in type(backends).model_fields:
+        options = getattr(backends, backend_name)
+        if not isinstance(options, BaseModel):
+            continue
+        updates = {}
+        for field in type(options).model_fields:
+            value = getattr(options, field)
+            if isinstance(value, Path) and not value.is_absolute():
+                where = f"{name}: [backends.{backend_name}] {field}"
+                updates[field] = Path(
+                    _resolve_file(str(value), recipe.base_dir, where, must_exist=False)
+                )
+        if updates:
+            setattr(backends, backend_name, options.model_copy(update=updates))
+
+
+def _data_path_field(cfg: BaseModel) -> str:
+    for candidate in ("path", "source"):
+        if candidate in type(cfg).model_fields:
+            return candidate
+    return "path"
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def recipe_to_toml(recipe: Recipe) -> str:
+    """The fully resolved recipe as TOML (keys with no value, i.e. None, are left out)."""
+    return dumps_toml(recipe.to_dict())

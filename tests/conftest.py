@@ -1,0 +1,132 @@
+"""Shared fixtures: real data, tiny trained models, recipe files and the real CLI in a subprocess.
+
+Everything is small (8x8 digits, a width-8 CNN trained for a few epochs, 128-sample splits) so
+tests stay fast on two shared cores; session-scoped fixtures are built once per test process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="session")
+def digits_splits():
+    """(train, test) `nnship.datasets.Split`s of the real 8x8 digits (N x 1 x 8 x 8, input `x`)."""
+    from nnship.datasets import digits_images
+
+    return digits_images(seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_digits_cnn(tmp_path_factory, digits_splits) -> Path:
+    """A state dict of `nnship.models.digits_cnn(width=8)` trained 3 epochs on the digits
+    (about 90% test accuracy), saved as `digits_cnn.pt`."""
+    import torch
+
+    from nnship.models import digits_cnn
+    from nnship.models.train import train_classifier
+
+    train, _ = digits_splits
+    model = train_classifier(digits_cnn(width=8), train, epochs=3, seed=0)
+    path = tmp_path_factory.mktemp("models") / "digits_cnn.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory, digits_splits) -> dict[str, Path]:
+    """`calibration.npz` (128 training digits) and `evaluation.npz` (128 test digits), each with
+    `x` and `labels`."""
+    train, test = digits_splits
+    folder = tmp_path_factory.mktemp("data")
+    paths = {}
+    for name, split in (("calibration", train.take(128)), ("evaluation", test.take(128))):
+        paths[name] = folder / f"{name}.npz"
+        np.savez(paths[name], x=split.inputs["x"], labels=split.labels)
+    return paths
+
+
+@pytest.fixture
+def write_recipe(tmp_path) -> Callable[..., Path]:
+    """`write_recipe(text, name="recipe.toml")` writes dedented TOML into `tmp_path`."""
+
+    def write(text: str, name: str = "recipe.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_recipe_text(trained_digits_cnn, digits_npz) -> str:
+    """A complete small recipe: the trained digits CNN, real calibration/evaluation data,
+    ONNX Runtime only, latency off (set `validate.latency.enabled=true` to time). Append
+    sections to it as needed."""
+    return textwrap.dedent(
+        f"""\
+        name = "tiny"
+        seed = 0
+
+        [model]
+        source = "nnship.models:digits_cnn"
+        inputs = ["x:1x1x8x8"]
+        factory_kwargs = {{ width = 8 }}
+        weights = "{trained_digits_cnn}"
+
+        [data.calibration]
+        path = "{digits_npz["calibration"]}"
+
+        [data.evaluation]
+        path = "{digits_npz["evaluation"]}"
+
+        [validate.latency]
+        enabled = false
+        runs = 20
+        min_warmup_runs = 2
+        max_warmup_runs = 20
+        """
+    )
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Point `$NNSHIP_CACHE_DIR` at an empty temporary folder."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NNSHIP_CACHE_DIR", str(cache))
+    return cache
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """`run_cli(*args, cwd=None, env=None)` runs the real `nnship` command line in a subprocess
+    (`python -m nnship.cli.main`) and returns the completed process (text stdout/stderr)."""
+
+    def run(
+        *args: str,
+        cwd: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "nnship.cli.main", *map(str, args)],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
