@@ -1,0 +1,167 @@
+"""`nnship quantize`: write an INT8 QDQ (per backend profile), FP16 or dynamic INT8 ONNX."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from nnship.quantize.config import DEFAULT_METHOD, METHODS, PRECISIONS, PROFILES
+
+_EPILOG = """\
+examples:
+  nnship quantize model.onnx --calib calib.npy --profile onnxruntime -o model.int8.onnx
+  nnship quantize model.onnx --calib calib.npz --profile openvino --method entropy -o m.ov.onnx
+  nnship quantize model.onnx --calib-table calib_table.json --profile tensorrt -o m.trt.onnx
+  nnship quantize model.onnx --calib calib.npz --max-top1-drop 0.5 --eval eval.npz -o m.onnx
+  nnship quantize model.onnx --precision fp16 -o model.fp16.onnx
+  nnship quantize model.onnx --precision dynamic-int8 -o model.dyn.onnx
+
+Every node left in float is listed with its reason; --json writes the full result.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "quantize",
+        help="quantize an ONNX model: INT8 QDQ per backend profile, FP16, dynamic INT8",
+        description=(
+            "Quantize a float ONNX model. INT8 writes QuantizeLinear/DequantizeLinear placed "
+            "for one backend profile from calibration data (--calib) or a table from "
+            "`nnship calibrate` (--calib-table). With --eval the drift against the float model "
+            "is measured; with --max-top1-drop/--min-cosine the most sensitive nodes are "
+            "reverted to float until the budget holds."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", type=Path, metavar="MODEL.onnx", help="the float ONNX model")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.onnx",
+                        help="where to write the quantized model (written atomically)")  # fmt: skip
+    parser.add_argument("--precision", choices=PRECISIONS, default="int8",
+                        help="int8 (QDQ, default), fp16 or dynamic-int8")  # fmt: skip
+    parser.add_argument("--profile", choices=PROFILES, default=None,
+                        help="backend whose Q/DQ conventions to follow (default onnxruntime)")  # fmt: skip
+    parser.add_argument("--method", choices=METHODS, default=None,
+                        help=f"activation range method (default: the table's stored method, "
+                        f"else {DEFAULT_METHOD})")  # fmt: skip
+    parser.add_argument("--percentile", type=float, default=None,
+                        help="percent kept by --method percentile (default 99.99)")  # fmt: skip
+    parser.add_argument("--per-tensor", action="store_true",
+                        help="per-tensor weights (default per-channel on the output axis)")  # fmt: skip
+    data = parser.add_argument_group("data")
+    data.add_argument("--calib", metavar="DATA",
+                      help="calibration data (.npy, .npz, folder, image folder, pkg.mod:fn)")  # fmt: skip
+    data.add_argument("--calib-table", type=Path, metavar="TABLE.json",
+                      help="calibration table written by `nnship calibrate`")  # fmt: skip
+    data.add_argument("--calib-limit", type=int, metavar="N",
+                      help="use at most N calibration samples (default 512)")  # fmt: skip
+    data.add_argument("--eval", metavar="DATA",
+                      help="evaluation data: drift metrics and the fallback's budget")  # fmt: skip
+    data.add_argument("--eval-limit", type=int, metavar="N",
+                      help="use at most N evaluation samples (default 1000)")  # fmt: skip
+    budget = parser.add_argument_group("accuracy budget (needs --eval)")
+    budget.add_argument("--max-top1-drop", type=float, metavar="PTS",
+                        help="max top-1 drop in percentage points (labels: accuracy drop, "
+                        "else 100 - agreement with float)")  # fmt: skip
+    budget.add_argument("--min-cosine", type=float, metavar="C",
+                        help="min mean cosine of the first output to float")  # fmt: skip
+    budget.add_argument("--max-reverted", type=int, metavar="N",
+                        help="most nodes the fallback may revert to float (default 16)")  # fmt: skip
+    sel = parser.add_argument_group("node selection and transforms")
+    sel.add_argument("--exclude", action="append", default=[], metavar="NODE",
+                     help="keep this node in float (repeatable)")  # fmt: skip
+    sel.add_argument("--exclude-op-type", action="append", default=[], metavar="OP",
+                     help="keep every node of this op type in float (repeatable)")  # fmt: skip
+    sel.add_argument("--exclude-regex", action="append", default=[], metavar="RE",
+                     help="keep nodes whose name matches this regex in float (repeatable)")  # fmt: skip
+    sel.add_argument("--equalization", choices=["auto", "on", "off"], default=None,
+                     help="cross-layer equalization (default auto: only if it helps on --eval)")  # fmt: skip
+    sel.add_argument("--smoothing", choices=["auto", "on", "off"], default=None,
+                     help="SmoothQuant smoothing (default auto: only if it helps on --eval)")  # fmt: skip
+    sel.add_argument("--keep-fp16-io", dest="keep_io_types", action="store_true", default=None,
+                     help=argparse.SUPPRESS)  # fmt: skip
+    sel.add_argument("--fp16-io", dest="keep_io_types", action="store_false",
+                     help="FP16: make inputs/outputs float16 too (default: keep float32)")  # fmt: skip
+    parser.add_argument("--json", type=Path, metavar="OUT.json",
+                        help="also write the result (float nodes, reverts, metrics) as JSON")  # fmt: skip
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _stored_method(table: object) -> str | None:
+    stored = getattr(table, "stored_ranges", None)
+    return stored.get("method") if isinstance(stored, dict) else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnship.fileio import write_json_atomic
+    from nnship.quantize import make_config, quantize
+
+    table = None
+    if args.calib_table is not None:
+        from nnship.calibration import CalibrationTable
+
+        table = CalibrationTable.load(args.calib_table)
+    method = args.method or _stored_method(table) or DEFAULT_METHOD
+    calibration = {"max_samples": args.calib_limit} if args.calib_limit else {}
+    config = make_config(
+        precisions=[args.precision],
+        profile=args.profile,
+        method=method,
+        percentile=args.percentile,
+        per_channel=not args.per_tensor,
+        exclude={
+            "names": args.exclude,
+            "op_types": args.exclude_op_type,
+            "regex": args.exclude_regex,
+        },
+        calibration=calibration or None,
+        max_top1_drop=args.max_top1_drop,
+        min_cosine=args.min_cosine,
+        max_reverted=args.max_reverted,
+        equalization=args.equalization,
+        smoothing=args.smoothing,
+        keep_io_types=args.keep_io_types,
+        eval_samples=args.eval_limit,
+    )
+    calib = eval_data = None
+    if args.calib is not None or args.eval is not None:
+        from nnship.onnx_utils import load_onnx, onnx_input_specs
+        from nnship.sources.data import open_data
+
+        specs = onnx_input_specs(load_onnx(args.model, load_weights=False))
+        if args.calib is not None:
+            calib = open_data(args.calib, input_specs=specs)
+        if args.eval is not None:
+            eval_data = open_data(args.eval, input_specs=specs, limit=args.eval_limit)
+    result = quantize(
+        args.model, args.output, config, table=table, calib_data=calib, eval_data=eval_data
+    )
+    _print_result(result)
+    if args.json is not None:
+        write_json_atomic(args.json, result.to_dict())
+    return 0
+
+
+def _print_result(result) -> None:  # noqa: ANN001
+    what = result.precision
+    if result.profile:
+        what += f" ({result.profile} profile, {result.method} ranges)"
+    print(f"{what}: {result.path}")
+    print(
+        f"  quantized nodes: {len(result.quantized_nodes)}, float nodes: {len(result.float_nodes)}"
+    )
+    for node in result.float_nodes:
+        print(f"  float  {node.name} [{node.op_type}]: {node.reason}")
+    for rev in result.reverted:
+        cost = rev.get("latency_cost_ms")
+        cost_txt = "n/a" if cost is None else f"{cost:+.3f} ms"
+        print(f"  reverted {rev['node']} [{rev['op_type']}]: latency {cost_txt}")
+    for transform in result.applied_transforms:
+        print(f"  applied {transform['name']}: {transform.get('decision', '')}")
+    if result.metrics:
+        shown = {k: round(v, 6) for k, v in result.metrics.items() if k != "samples"}
+        print("  vs float: " + json.dumps(shown, sort_keys=True))
+    for warning in result.warnings:
+        print(f"  warning: {warning}")

@@ -1,0 +1,139 @@
+"""The recipe's `[quantize]` section (pydantic, `extra="forbid"`).
+
+Units: `max_top1_drop` is percentage points, `min_cosine` is a cosine (-1..1), `percentile` is a
+percent (0..100], `extreme_range` is an absolute activation value, latencies are milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nnship.errors import QuantizationError
+
+Precision = Literal["int8", "fp16", "dynamic-int8"]
+ProfileName = Literal["onnxruntime", "openvino", "tensorrt"]
+Method = Literal["minmax", "percentile", "entropy", "mse"]
+Toggle = Literal["auto", "on", "off"]
+
+PRECISIONS: tuple[str, ...] = ("int8", "fp16", "dynamic-int8")
+PROFILES: tuple[str, ...] = ("onnxruntime", "openvino", "tensorrt")
+METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy", "mse")
+DEFAULT_METHOD: Method = "percentile"
+
+
+class ExcludeConfig(BaseModel):
+    """Nodes the user keeps in float: exact node names, op types, or regular expressions matched
+    (with `re.search`) against node names. Empty by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: list[str] = Field(default_factory=list)
+    op_types: list[str] = Field(default_factory=list)
+    regex: list[str] = Field(default_factory=list)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression '{pattern}': {exc}") from exc
+        return patterns
+
+    def reason_for(self, name: str, op_type: str) -> str | None:
+        """ "excluded by user (...)" when the node matches, else None."""
+        if name in self.names:
+            return "excluded by user (name)"
+        if op_type in self.op_types:
+            return f"excluded by user (op type {op_type})"
+        for pattern in self.regex:
+            if re.search(pattern, name):
+                return f"excluded by user (regex '{pattern}')"
+        return None
+
+
+class CalibrationSettings(BaseModel):
+    """How statistics are collected when `quantize` gets calibration data rather than a table.
+
+    `max_samples` caps the samples used (default 512); `batch_size` is samples per inference
+    (default 8); `num_bins` is histogram bins per tensor (default 2048); fewer than
+    `min_samples` samples (default 32) only warns.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_samples: int | None = Field(default=512, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    num_bins: int = Field(default=2048, ge=16)
+    min_samples: int = Field(default=32, ge=1)
+
+
+class QuantizeConfig(BaseModel):
+    """Settings of the quantize stage.
+
+    - `precisions`: what `nnship build` produces (default `["int8"]`); `quantize()` writes one.
+    - `profile`: backend whose Q/DQ conventions the INT8 model follows (default "onnxruntime").
+    - `method`: activation range method (default "percentile", at `percentile` = 99.99 %).
+    - `per_channel`: per-channel symmetric INT8 weights on the output-channel axis (default on).
+    - `exclude`: nodes kept in float by name, op type or regex.
+    - `max_top1_drop` (percentage points; with labels accuracy drop, else 100 - top-1 agreement)
+      and `min_cosine` (mean per-sample cosine of the first output): the accuracy budget of the
+      fallback; both off by default. They need evaluation data.
+    - `max_reverted`: most nodes the fallback may put back into float (default 16).
+    - `sensitivity_samples`: calibration samples used to rank node sensitivity (default 64).
+    - `equalization` / `smoothing`: cross-layer equalization (depthwise CNNs) and SmoothQuant
+      (transformers); "auto" (default) applies each only when it measurably helps on the
+      evaluation data, "on" always, "off" never. `smoothing_alpha` defaults to 0.5.
+    - `extreme_range`: activations whose calibrated |min| or |max| reaches this (default 1e4)
+      stay in float (e.g. attention-mask biases built from the float32 minimum).
+    - `keep_io_types`: FP16 keeps float32 inputs/outputs (default True).
+    - `eval_samples`: most evaluation samples used for metrics and fallback (default 1000).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    precisions: list[Precision] = Field(
+        default_factory=lambda: list[Precision](["int8"]), min_length=1
+    )
+    profile: ProfileName = "onnxruntime"
+    method: Method = DEFAULT_METHOD
+    percentile: float = Field(default=99.99, gt=0, le=100)
+    per_channel: bool = True
+    exclude: ExcludeConfig = Field(default_factory=ExcludeConfig)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    max_top1_drop: float | None = Field(default=None, ge=0, le=100)
+    min_cosine: float | None = Field(default=None, ge=-1, le=1)
+    max_reverted: int = Field(default=16, ge=0)
+    sensitivity_samples: int = Field(default=64, gt=0)
+    equalization: Toggle = "auto"
+    smoothing: Toggle = "auto"
+    smoothing_alpha: float = Field(default=0.5, ge=0, le=1)
+    extreme_range: float = Field(default=1e4, gt=0)
+    keep_io_types: bool = True
+    eval_samples: int = Field(default=1000, gt=0)
+
+    @property
+    def has_budget(self) -> bool:
+        return self.max_top1_drop is not None or self.min_cosine is not None
+
+    def for_precision(self, precision: str) -> QuantizeConfig:
+        """A copy that produces only `precision`."""
+        return make_config({**self.model_dump(), "precisions": [precision]})
+
+
+def make_config(data: dict[str, Any] | None = None, **overrides: Any) -> QuantizeConfig:
+    """Build a `QuantizeConfig` from a dict (plus keyword overrides; None values are dropped),
+    raising `QuantizationError` that names the field and the accepted values."""
+    merged = {**(data or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return QuantizeConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            problems.append(f"[quantize] {where}: {err['msg']} (got {err.get('input')!r})")
+        raise QuantizationError("; ".join(problems)) from exc

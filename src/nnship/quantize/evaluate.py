@@ -1,0 +1,155 @@
+"""Run float and quantized ONNX models on data with ONNX Runtime and compare their outputs.
+
+Used by the fallback and by the "does this transform measurably help?" decisions: top-1
+agreement for 2-D logits, per-sample cosine otherwise, accuracy when labels are present.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from nnship.core import Batch, DataSource, check_batch
+from nnship.errors import QuantizationError
+from nnship.onnx_utils import onnx_input_specs
+
+
+def make_session(model: onnx.ModelProto | Path | str, *, threads: int = 2):  # noqa: ANN201
+    """An ONNX Runtime CPU session with every graph optimization on (QDQ fusions need them)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT's Fail/InvalidGraph/NotImplemented all mean "cannot run"
+        raise QuantizationError(f"ONNX Runtime cannot load the model: {exc}") from exc
+
+
+@dataclass
+class Outputs:
+    """Every output of a model over a data source (first axis = sample), and the labels."""
+
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray | None
+
+    @property
+    def primary(self) -> np.ndarray:
+        return next(iter(self.arrays.values()))
+
+
+def iter_checked(
+    model: onnx.ModelProto, data: DataSource, *, max_samples: int | None, batch_size: int = 32
+):  # noqa: ANN201
+    """Yield (inputs, labels) of at most `max_samples` samples, each batch checked against the
+    model's inputs (`DataError` names the tensor and both shapes)."""
+    specs = onnx_input_specs(model)
+    seen = 0
+    for item in data.iter_batches(batch_size):
+        inputs: Batch = item.inputs
+        if max_samples is not None and seen >= max_samples:
+            break
+        if max_samples is not None and seen + len(next(iter(inputs.values()))) > max_samples:
+            keep = max_samples - seen
+            inputs = {k: v[:keep] for k, v in inputs.items()}
+            labels = None if item.labels is None else item.labels[:keep]
+        else:
+            labels = item.labels
+        check_batch(specs, inputs, where=data.describe())
+        seen += len(next(iter(inputs.values())))
+        yield inputs, labels
+
+
+def run_model(
+    model: onnx.ModelProto, data: DataSource, *, max_samples: int | None = None
+) -> Outputs:
+    """Outputs of `model` on `data` (at most `max_samples` samples), concatenated."""
+    session = make_session(model)
+    names = [o.name for o in session.get_outputs()]
+    chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    labels: list[np.ndarray] = []
+    for inputs, batch_labels in iter_checked(model, data, max_samples=max_samples):
+        for name, value in zip(names, session.run(names, inputs)):
+            chunks[name].append(np.asarray(value))
+        if batch_labels is not None:
+            labels.append(np.asarray(batch_labels))
+    arrays = {n: np.concatenate(v) for n, v in chunks.items()}
+    return Outputs(arrays, np.concatenate(labels) if labels else None)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    num = (a * b).sum(1)
+    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    both_zero = den == 0
+    return np.where(both_zero, 1.0, num / np.where(both_zero, 1.0, den))
+
+
+def compare(reference: Outputs, candidate: Outputs) -> dict[str, float]:
+    """Metrics of `candidate` against `reference` on the first output: `cosine` (mean per
+    sample), `max_abs`, and for 2-D logits `top1_agreement` (0..1), `top1_drop` (percentage
+    points; with labels the accuracy drop, else 100 - agreement in %) and the accuracies."""
+    ref, cand = reference.primary, candidate.primary
+    metrics: dict[str, float] = {
+        "cosine": float(_cosine(ref, cand).mean()),
+        "max_abs": float(np.abs(ref.astype(np.float64) - cand).max()),
+        "samples": float(len(ref)),
+    }
+    if ref.ndim == 2 and ref.shape[1] > 1:
+        ref_top, cand_top = ref.argmax(1), cand.argmax(1)
+        metrics["top1_agreement"] = float((ref_top == cand_top).mean())
+        labels = reference.labels
+        if labels is not None and labels.ndim == 1 and len(labels) == len(ref):
+            metrics["accuracy_float"] = float((ref_top == labels).mean())
+            metrics["accuracy"] = float((cand_top == labels).mean())
+            metrics["top1_drop"] = 100.0 * (metrics["accuracy_float"] - metrics["accuracy"])
+        else:
+            metrics["top1_drop"] = 100.0 * (1.0 - metrics["top1_agreement"])
+    return metrics
+
+
+def budget_misses(
+    metrics: dict[str, float], max_top1_drop: float | None, min_cosine: float | None
+) -> list[str]:
+    """Human-readable budget violations (empty when the budget holds)."""
+    misses = []
+    if max_top1_drop is not None:
+        if "top1_drop" not in metrics:
+            raise QuantizationError(
+                "max_top1_drop needs a model whose first output is 2-D logits; use min_cosine"
+            )
+        if metrics["top1_drop"] > max_top1_drop + 1e-9:
+            misses.append(f"top-1 drop {metrics['top1_drop']:.2f} pts > {max_top1_drop}")
+    if min_cosine is not None and metrics["cosine"] < min_cosine:
+        misses.append(f"cosine {metrics['cosine']:.5f} < {min_cosine}")
+    return misses
+
+
+def score(metrics: dict[str, float]) -> tuple[float, float]:
+    """Higher is better: (top-1 agreement or cosine, cosine). Used to pick between variants."""
+    return (metrics.get("top1_agreement", metrics["cosine"]), metrics["cosine"])
+
+
+def median_latency_ms(
+    model: onnx.ModelProto | Path | str, batch: Batch, *, runs: int = 30, threads: int = 2
+) -> float:
+    """Median ONNX Runtime CPU latency (milliseconds) of one call on `batch`, after 5 warm-ups.
+    Rough on a shared machine: use `bench/` for figures worth quoting."""
+    session = make_session(model, threads=threads)
+    for _ in range(5):
+        session.run(None, batch)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, batch)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)

@@ -1,0 +1,172 @@
+"""Accuracy-aware fallback: rank quantized nodes by the error they add, revert the worst to
+float until the accuracy budget holds, and report what each revert cost in latency.
+
+Written by hand: ONNX Runtime's quantizer has no budget-driven mixed precision, and NNCF's
+accuracy-control works on OpenVINO models, not on the QDQ ONNX every nnship backend consumes.
+Sensitivity is the per-node injected noise, in the spirit of per-layer SQNR analysis
+(e.g. Nagel et al., "A White Paper on Neural Network Quantization", 2021, sec. 3.7):
+relative error power at a node's output minus the worst relative error already present at its
+inputs, both measured against the float model on calibration data in one streaming pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from nnship.core import Batch, DataSource
+from nnship.errors import QuantizationError
+from nnship.onnx_utils import add_outputs
+from nnship.quantize.evaluate import (
+    Outputs,
+    budget_misses,
+    compare,
+    iter_checked,
+    make_session,
+    median_latency_ms,
+    run_model,
+)
+from nnship.quantize.placement import Placement
+
+log = logging.getLogger(__name__)
+
+REVERT_REASON = "reverted: sensitivity"
+
+
+def rank_sensitivity(
+    float_model: onnx.ModelProto,
+    quant_model: onnx.ModelProto,
+    placement: Placement,
+    data: DataSource,
+    *,
+    max_samples: int = 64,
+) -> list[tuple[str, float]]:
+    """Quantized nodes sorted by injected relative error power (largest first)."""
+    float_names = {o for n in float_model.graph.node for o in n.output}
+    quant_names = {o for n in quant_model.graph.node for o in n.output}
+    common = float_names & quant_names
+    nodes = {n.name: n for n in float_model.graph.node}
+    watch: dict[str, tuple[list[str], list[str]]] = {}
+    for name in placement.nodes:
+        node = nodes.get(name)
+        if node is None:
+            continue
+        outs = [o for o in node.output if o in common]
+        ins = [i for i in node.input if i in common]
+        if outs:
+            watch[name] = (ins, outs)
+    tensors = sorted({t for ins, outs in watch.values() for t in ins + outs})
+    if not tensors:
+        return [(n, 0.0) for n in placement.nodes]
+    f_sess = make_session(add_outputs(float_model, tensors))
+    q_sess = make_session(add_outputs(quant_model, tensors))
+    err = dict.fromkeys(tensors, 0.0)
+    power = dict.fromkeys(tensors, 0.0)
+    for inputs, _ in iter_checked(float_model, data, max_samples=max_samples, batch_size=8):
+        f_out = dict(zip(tensors, f_sess.run(tensors, inputs)))
+        q_out = dict(zip(tensors, q_sess.run(tensors, inputs)))
+        for t in tensors:
+            ref = f_out[t].astype(np.float64)
+            err[t] += float(((q_out[t] - ref) ** 2).sum())
+            power[t] += float((ref**2).sum())
+    rel = {t: err[t] / max(power[t], 1e-30) for t in tensors}
+    scores = {}
+    for name, (ins, outs) in watch.items():
+        before = max((rel[i] for i in ins), default=0.0)
+        scores[name] = max(max(rel[o] for o in outs) - before, 0.0)
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+    ranked += [(n, 0.0) for n in placement.nodes if n not in scores]
+    return ranked
+
+
+@dataclass
+class FallbackOutcome:
+    model: onnx.ModelProto
+    placement: Placement
+    metrics: dict[str, float]
+    reverted: list[dict[str, Any]] = field(default_factory=list)
+    ranking: list[tuple[str, float]] = field(default_factory=list)
+
+
+def accuracy_fallback(
+    build: Callable[[dict[str, str]], tuple[onnx.ModelProto, Placement]],
+    float_model: onnx.ModelProto,
+    start: tuple[onnx.ModelProto, Placement],
+    reference: Outputs,
+    eval_data: DataSource,
+    rank_data: DataSource,
+    *,
+    max_top1_drop: float | None,
+    min_cosine: float | None,
+    max_reverted: int = 16,
+    sensitivity_samples: int = 64,
+    eval_samples: int | None = None,
+    latency_batch: Batch | None = None,
+) -> FallbackOutcome:
+    """Revert nodes (most sensitive first) until `budget_misses` is empty.
+
+    `build(force_float)` re-plans and re-writes the Q/DQ model with the given nodes in float.
+    Raises `QuantizationError` when the budget still misses after `max_reverted` reverts or
+    when nothing is left to revert (then even the float graph misses it).
+    """
+    model, placement = start
+    metrics = compare(reference, run_model(model, eval_data, max_samples=eval_samples))
+    outcome = FallbackOutcome(model, placement, metrics)
+    misses = budget_misses(metrics, max_top1_drop, min_cosine)
+    if not misses:
+        return outcome
+    ranking = rank_sensitivity(
+        float_model, model, placement, rank_data, max_samples=sensitivity_samples
+    )
+    outcome.ranking = ranking
+    log.info("Budget missed (%s); reverting sensitive nodes", "; ".join(misses))
+    force: dict[str, str] = {}
+    op_types = placement.op_types
+    latency_before = _latency(model, latency_batch)
+    for node, sensitivity in ranking:
+        if len(force) >= max_reverted:
+            break
+        force[node] = REVERT_REASON
+        model, placement = build(dict(force))
+        metrics = compare(reference, run_model(model, eval_data, max_samples=eval_samples))
+        latency_after = _latency(model, latency_batch)
+        outcome.reverted.append(
+            {
+                "node": node,
+                "op_type": op_types.get(node, ""),
+                "sensitivity": sensitivity,
+                "metrics_after": {k: v for k, v in metrics.items() if k != "samples"},
+                "latency_ms_before": latency_before,
+                "latency_ms_after": latency_after,
+                "latency_cost_ms": None
+                if latency_before is None or latency_after is None
+                else latency_after - latency_before,
+            }
+        )
+        latency_before = latency_after
+        outcome.model, outcome.placement, outcome.metrics = model, placement, metrics
+        misses = budget_misses(metrics, max_top1_drop, min_cosine)
+        if not misses:
+            return outcome
+    if len(force) >= len(ranking):
+        raise QuantizationError(
+            f"Even the fully float model misses the accuracy budget ({'; '.join(misses)}) after "
+            f"reverting all {len(force)} quantized node(s); relax --max-top1-drop/--min-cosine "
+            "or check the evaluation data"
+        )
+    raise QuantizationError(
+        f"Accuracy budget not met ({'; '.join(misses)}) after reverting {len(force)} of "
+        f"{len(ranking)} quantized node(s) ({', '.join(force)}); raise max_reverted "
+        "(--max-reverted), relax the budget, or use --precision fp16"
+    )
+
+
+def _latency(model: onnx.ModelProto, batch: Batch | None) -> float | None:
+    if batch is None:
+        return None
+    return median_latency_ms(model, batch, runs=20)
