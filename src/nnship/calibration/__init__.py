@@ -4,6 +4,7 @@ pre-quantization transforms (cross-layer equalization, bias correction, activati
 See docs/calibration.md.
 """
 
+from nnship.calibration.bias_correction import BiasCorrectionReport, CorrectedLayer, correct_bias
 from nnship.calibration.config import CalibrationConfig
 from nnship.calibration.equalize import EqualizeReport, cross_layer_equalize
 from nnship.calibration.methods import METHODS, TensorRange, compute_range
@@ -19,8 +20,10 @@ from nnship.calibration.table import (
 
 __all__ = [
     "METHODS",
+    "BiasCorrectionReport",
     "CalibrationConfig",
     "CalibrationTable",
+    "CorrectedLayer",
     "EqualizeReport",
     "SmoothReport",
     "TensorRange",
@@ -28,6 +31,7 @@ __all__ = [
     "calibrate",
     "collect_statistics",
     "compute_range",
+    "correct_bias",
     "cross_layer_equalize",
     "read_tensorrt_cache",
     "smooth_activations",
