@@ -1,0 +1,263 @@
+"""`prune()`: structured channel pruning or unstructured/2:4 sparsity of an `nn.Module`.
+
+Contract: takes a float `nn.Module` and example inputs, never modifies them (works on a deep
+copy), returns a `PruneResult` whose `module` is a plain dense module of the same classes with
+the same outputs' shapes. Requires a model torch.fx can trace for `structured`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import fnmatch
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from nnship.compress._data import check_data_inputs, flatten_outputs
+from nnship.compress.analysis import analyse
+from nnship.compress.config import PruneConfig
+from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
+from nnship.compress.graph import ChannelGroup
+from nnship.compress.importance import group_scores
+from nnship.compress.structured import apply_plan, plan_global, plan_uniform
+from nnship.compress.trace import ExampleInputs, as_input_dict
+from nnship.compress.unstructured import PRUNABLE, magnitude_prune, two_four_prune
+from nnship.core import DataSource
+from nnship.errors import CompressionError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GroupChange:
+    """Channels of one coupled group before and after pruning."""
+
+    name: str
+    producers: list[str]
+    channels_before: int
+    channels_after: int
+
+
+@dataclass
+class PruneResult:
+    """The pruned module and what changed. Ratios are after / before (1.0 = unchanged)."""
+
+    module: nn.Module
+    config: PruneConfig
+    params_before: int
+    params_after: int
+    nonzero_before: int
+    nonzero_after: int
+    flops_before: int
+    flops_after: int
+    groups: list[GroupChange] = field(default_factory=list)
+    layer_sparsity: dict[str, float] = field(default_factory=dict)
+    """Unstructured/2:4: fraction of zero weights per pruned layer (0..1)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Group (named by its first producing layer) or layer -> why it was not pruned."""
+    protected: list[str] = field(default_factory=list)
+
+    @property
+    def param_ratio(self) -> float:
+        return self.params_after / max(self.params_before, 1)
+
+    @property
+    def nonzero_ratio(self) -> float:
+        return self.nonzero_after / max(self.nonzero_before, 1)
+
+    @property
+    def flops_ratio(self) -> float:
+        return self.flops_after / max(self.flops_before, 1)
+
+    @property
+    def channel_ratio(self) -> float:
+        """Fraction of channels removed over all pruned groups (the achieved `ratio`)."""
+        before = sum(g.channels_before for g in self.groups)
+        return 1.0 - sum(g.channels_after for g in self.groups) / max(before, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (without the module)."""
+        return {
+            "config": self.config.model_dump(),
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "param_ratio": self.param_ratio,
+            "nonzero_before": self.nonzero_before,
+            "nonzero_after": self.nonzero_after,
+            "nonzero_ratio": self.nonzero_ratio,
+            "flops_before": self.flops_before,
+            "flops_after": self.flops_after,
+            "flops_ratio": self.flops_ratio,
+            "channel_ratio": self.channel_ratio,
+            "groups": [vars(g) for g in self.groups],
+            "layer_sparsity": dict(self.layer_sparsity),
+            "skipped": dict(self.skipped),
+            "protected": list(self.protected),
+        }
+
+
+def _match_names(model: nn.Module, patterns: list[str], what: str) -> list[str]:
+    names = [n for n, _ in model.named_modules() if n]
+    matched: list[str] = []
+    for pattern in patterns:
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            close = difflib.get_close_matches(pattern, names, n=3)
+            hint = f"; did you mean {close}?" if close else f"; layers are e.g. {names[:6]}"
+            raise CompressionError(f"{what} '{pattern}' matches no layer of the model{hint}")
+        matched += hits
+    return list(dict.fromkeys(matched))
+
+
+def _default_protected(model: nn.Module, order: list[str] | None) -> list[str]:
+    """The first convolution and the last Linear (the classifier head), in call order when
+    known, else in registration order."""
+    modules = dict(model.named_modules())
+    order = [n for n in (order or list(modules)) if n in modules and n]
+    convs = [n for n in order if isinstance(modules[n], nn.modules.conv._ConvNd)]
+    linears = [n for n in order if isinstance(modules[n], nn.Linear)]
+    return ([convs[0]] if convs else []) + ([linears[-1]] if linears else [])
+
+
+def _output_shapes(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, tuple]:
+    with torch.no_grad():
+        return {k: tuple(v.shape) for k, v in flatten_outputs(model(**inputs)).items()}
+
+
+def _prune_structured(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    config: PruneConfig,
+    data: DataSource | None,
+    teacher: nn.Module | None,
+    result: PruneResult,
+) -> None:
+    analysis = analyse(model, inputs)
+    groups = analysis.groups
+    if analysis.trace_error:
+        result.skipped["<whole model>"] = analysis.trace_error
+    protected = (
+        _default_protected(model, analysis.call_order)
+        if config.protect is None
+        else _match_names(model, config.protect, "Protected layer")
+    )
+    result.protected = protected
+    prunable: list[ChannelGroup] = []
+    for group in groups:
+        hit = [p for p in group.producers if p in protected]
+        if hit and not group.blocked:
+            group.blocked = f"protected layer '{hit[0]}'"
+        if group.prunable:
+            prunable.append(group)
+        elif group.producers:
+            result.skipped[group.name] = group.blocked or "nothing to prune"
+    if not prunable:
+        raise CompressionError(
+            f"{type(model).__name__} has no prunable channel group; "
+            + "; ".join(f"{k}: {v}" for k, v in list(result.skipped.items())[:6])
+        )
+    scores = group_scores(
+        model,
+        prunable,
+        config.importance,
+        data=data,
+        teacher=teacher,
+        batch_size=config.batch_size,
+        max_samples=config.max_samples,
+    )
+    if config.scope == "global":
+        plan = plan_global(
+            prunable, scores, config.ratio, config.layer_ratios, config.round_to,
+            config.max_group_ratio,
+        )  # fmt: skip
+    else:
+        plan = plan_uniform(prunable, scores, config.ratio, config.layer_ratios, config.round_to)
+    apply_plan(model, prunable, plan)
+    result.groups = [GroupChange(g.name, g.producers, g.size, len(plan[g.id])) for g in prunable]
+
+
+def _prune_weights(model: nn.Module, config: PruneConfig, result: PruneResult) -> None:
+    protected = (
+        _default_protected(model, None)
+        if config.protect is None
+        else _match_names(model, config.protect, "Protected layer")
+    )
+    result.protected = protected
+    layers = {
+        n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE) and n not in protected
+    }
+    if not layers:
+        raise CompressionError(f"{type(model).__name__} has no unprotected Conv/Linear layer")
+    if config.method == "2:4":
+        result.layer_sparsity, result.skipped = two_four_prune(layers)
+    else:
+        result.layer_sparsity = magnitude_prune(
+            model, layers, config.ratio, scope=config.scope, layer_ratios=config.layer_ratios
+        )
+
+
+def prune(
+    module: nn.Module,
+    example_inputs: ExampleInputs,
+    config: PruneConfig | None = None,
+    *,
+    data: DataSource | None = None,
+    teacher: nn.Module | None = None,
+) -> PruneResult:
+    """Prune a copy of `module` as `config` says (default `PruneConfig()`: structured, ratio 0.5,
+    L1, first conv and classifier protected, channels rounded to multiples of 8).
+
+    `example_inputs`: keyword inputs of `forward` (dict of tensors/arrays, or a tensor/tuple in
+    positional order); used for tracing, FLOPs and the final check. `data`: needed for Taylor
+    importance (labels are used when present, else `teacher`'s outputs, else the model's own
+    top-1). Raises `CompressionError` for untraceable models, unknown layer names, or a pruned
+    model that no longer runs.
+    """
+    config = config or PruneConfig()
+    inputs = as_input_dict(module, example_inputs)
+    if data is not None:
+        check_data_inputs(module, data.input_names, what="model", data_desc=data.describe())
+    if config.layer_ratios:
+        _match_names(module, list(config.layer_ratios), "layer_ratios key")
+    model = copy.deepcopy(module)
+    was_training = model.training
+    model.eval()
+    reference = _output_shapes(model, inputs)
+    result = PruneResult(
+        module=model,
+        config=config,
+        params_before=count_parameters(model),
+        params_after=0,
+        nonzero_before=count_nonzero_parameters(model),
+        nonzero_after=0,
+        flops_before=count_flops(model, inputs),
+        flops_after=0,
+    )
+    if config.method == "structured":
+        _prune_structured(model, inputs, config, data, teacher, result)
+    else:
+        _prune_weights(model, config, result)
+    try:
+        after = _output_shapes(model, inputs)
+    except Exception as exc:
+        raise CompressionError(
+            f"The pruned {type(model).__name__} no longer runs ({type(exc).__name__}: {exc}); "
+            "a layer probably hard-codes a channel count: protect it (--protect NAME)"
+        ) from exc
+    if after != reference:
+        raise CompressionError(f"Pruning changed the output shapes {reference} -> {after}")
+    result.params_after = count_parameters(model)
+    result.nonzero_after = count_nonzero_parameters(model)
+    result.flops_after = count_flops(model, inputs)
+    model.train(was_training)
+    log.info(
+        "pruned %s: params %.3f, FLOPs %.3f of the original",
+        type(model).__name__,
+        result.param_ratio,
+        result.flops_ratio,
+    )
+    return result
