@@ -1,0 +1,58 @@
+"""`nnship check --target tensorrt`: lint an ONNX model for a backend without its runtime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "check",
+        help="lint an ONNX model for a deployment target (no GPU or TensorRT needed)",
+        description=(
+            "Check an ONNX model against what the target's ONNX importer accepts, on any "
+            "machine. For --target tensorrt: every op in the TensorRT ONNX parser's supported "
+            "list, opset >= 13, and for Q/DQ models INT8 only, zero points all zero, scales "
+            "positive and finite, per-channel weight axes on the output channel, activations "
+            "per-tensor. Each finding names the node and the rule."
+        ),
+        epilog="Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 unreadable input.",
+    )
+    parser.add_argument("model", type=Path, metavar="MODEL.onnx", help="the ONNX model")
+    parser.add_argument("--target", choices=["tensorrt"], default="tensorrt",
+                        help="deployment target (default tensorrt)")  # fmt: skip
+    parser.add_argument("--json", type=Path, metavar="OUT.json",
+                        help="also write the findings as JSON")  # fmt: skip
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnship.backends.tensorrt_check import check_tensorrt
+    from nnship.backends.tensorrt_ops import TENSORRT_VERSION
+
+    findings = check_tensorrt(args.model)
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = len(findings) - len(errors)
+    for finding in findings:
+        print(finding)
+    verdict = "FAIL" if errors else "OK"
+    print(
+        f"{verdict}: {args.model} for TensorRT (parser list of TensorRT {TENSORRT_VERSION}): "
+        f"{len(errors)} error(s), {warnings} warning(s)"
+    )
+    if args.json:
+        from nnship.fileio import write_json_atomic
+
+        write_json_atomic(
+            args.json,
+            {
+                "model": str(args.model),
+                "target": args.target,
+                "tensorrt_ops_version": TENSORRT_VERSION,
+                "ok": not errors,
+                "findings": [f.to_dict() for f in findings],
+            },
+        )
+    return 1 if errors else 0
