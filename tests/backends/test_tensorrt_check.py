@@ -221,11 +221,6 @@ def test_onnxruntime_default_qdq_fails_the_check(tmp_path):
     assert any("int32" in f.message and "bias" in f.message for f in findings)
 
 
-@pytest.mark.xfail(
-    reason="nnship.quantize's tensorrt profile still writes int32 bias DequantizeLinear nodes, "
-    "which TensorRT's parser rejects (onnx/onnx-tensorrt#850); passes once biases stay float",
-    strict=False,
-)
 def test_nnship_tensorrt_profile_passes_the_check(tmp_path):
     """nnship's own quantizer, TensorRT profile, produces what the check accepts."""
     quantize_mod = pytest.importorskip("nnship.quantize")

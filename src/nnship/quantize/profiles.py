@@ -140,7 +140,11 @@ TENSORRT = QuantProfile(
     eltwise_ops=frozenset({"Add"}),
     follower_ops=_POOLS,
     exclude_output_ops=frozenset(WEIGHTED_OPS | _POOLS | {"Add"}),
-    notes="Symmetric int8, zero point 0, per-channel weights; both inputs of residual adds.",
+    # TensorRT's ONNX parser rejects int32 DequantizeLinear (onnx/onnx-tensorrt#850): biases
+    # stay float and TensorRT folds them into its INT8 kernels itself.
+    extra={"QuantizeBias": False},
+    notes="Symmetric int8, zero point 0, per-channel weights, float biases; both inputs of "
+    "residual adds.",
 )
 
 _PROFILES = {p.name: p for p in (ONNXRUNTIME, OPENVINO, TENSORRT)}
