@@ -289,3 +289,27 @@ def test_one_report_across_backends(models, tmp_path):
         runner.close()
     rows = {row.label for row in report.rows}
     assert {"onnxruntime/fp32", "openvino/fp32", "openvino/int8", "onnxruntime/int8"} <= rows
+
+
+def test_fp16_onnx_keeps_its_input_name_in_openvino(tmp_path):
+    """An FP16 ONNX with float32 I/O has a Cast fused into its input; the runner must still
+    call the input by the model's name, not by the Cast's tensor name."""
+    import torch
+
+    from nnship.quantize import quantize
+    from nnship.quantize.config import make_config
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 6, 6),),
+        str(tmp_path / "m.onnx"),
+        input_names=["x"],
+        output_names=["y"],
+        dynamo=False,
+    )
+    quantize(tmp_path / "m.onnx", tmp_path / "m16.onnx", make_config({"precisions": ["fp16"]}))
+    runner = OpenVinoRunner(tmp_path / "m16.onnx")
+    assert [spec.name for spec in runner.input_specs] == ["x"]
+    out = runner.run({"x": np.ones((1, 1, 6, 6), np.float32)})
+    assert out[runner.output_names[0]].shape == (1, 64)

@@ -101,6 +101,17 @@ def _spec_of(port: Any, name: str) -> TensorSpec:
     return TensorSpec(name, tuple(dims), np.dtype(port.get_element_type().to_dtype()).name)
 
 
+def _input_name(port: Any) -> str:
+    """The model's own name for an input port.
+
+    A port can carry several tensor names (e.g. an FP16 ONNX's `x` and the fused
+    `graph_input_cast_0`), and `get_any_name` picks one arbitrarily; the Parameter node's
+    friendly name is the original graph input name, so it wins when it is among them.
+    """
+    friendly = port.get_node().get_friendly_name()
+    return friendly if friendly in port.get_names() else port.get_any_name()
+
+
 class OpenVinoRunner(Runner):
     """Runs an IR (`.xml`) or an ONNX file with OpenVINO on one device.
 
@@ -143,7 +154,7 @@ class OpenVinoRunner(Runner):
         self.name = f"openvino:{device}"
         self._ov = ov
         self._request = self._compiled.create_infer_request()
-        self._inputs = [_spec_of(p, p.get_any_name()) for p in self._compiled.inputs]
+        self._inputs = [_spec_of(p, _input_name(p)) for p in self._compiled.inputs]
         self._bound: list[np.ndarray | None] = [None] * len(self._inputs)
         self._bound_shapes: list[tuple[int, ...]] = [()] * len(self._inputs)
         self._outputs = self._output_names(output_names)
