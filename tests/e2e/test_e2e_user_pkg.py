@@ -22,11 +22,13 @@ def exported(tmp_path_factory):
     import sys
 
     out = tmp_path_factory.mktemp("user") / "small_cnn.onnx"
+    # The installed `nnship` console script, without PYTHONPATH: a user runs it from the
+    # folder holding their package, and the package must import from there.
+    script = Path(sys.executable).with_name("nnship")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "nnship.cli.main",
+            str(script),
             "export",
             "my_pkg.models:small_cnn",
             "--input",
@@ -35,7 +37,7 @@ def exported(tmp_path_factory):
             str(out),
         ],
         cwd=EXAMPLES,
-        env={**os.environ, **ENV},
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,

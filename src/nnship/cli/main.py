@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -69,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from nnship.progress import configure_logging
+
+    # `pkg.module:factory` sources resolve against the working directory, as with `python -m`
+    # (console scripts do not put it on sys.path). Appended, so it never shadows installed
+    # packages.
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
 
     configure_logging(-1 if args.quiet else args.verbose)
     try:
