@@ -162,19 +162,27 @@ def example_batch(specs: Sequence[TensorSpec], batch: int = 1, seed: int = 0) ->
 def check_batch(specs: Sequence[TensorSpec], batch: Batch, *, where: str = "") -> None:
     """Raise `DataError` unless `batch` has exactly the inputs in `specs`, each fitting its spec,
     with finite values."""
-    at = f" in {where}" if where else ""
-    want = [s.name for s in specs]
-    missing = [n for n in want if n not in batch]
-    extra = [n for n in batch if n not in want]
-    if missing or extra:
-        raise DataError(
-            f"Inputs{at} do not match the model: model expects {want}, data has {list(batch)}"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; unexpected {extra}" if extra else "")
-        )
+    check_input_names(specs, list(batch), where=where)
     for spec in specs:
         spec.check(batch[spec.name], where=where)
         check_finite(spec.name, batch[spec.name], where=where)
+
+
+def check_input_names(
+    specs: Sequence[TensorSpec], names: Sequence[str], *, where: str = ""
+) -> None:
+    """Raise `DataError` unless `names` are exactly the spec names (any order), listing the
+    missing and unexpected ones."""
+    at = f" in {where}" if where else ""
+    want = [s.name for s in specs]
+    missing = [n for n in want if n not in names]
+    extra = [n for n in names if n not in want]
+    if missing or extra:
+        raise DataError(
+            f"Inputs{at} do not match the model: model expects {want}, data has {list(names)}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; unexpected {extra}" if extra else "")
+        )
 
 
 def check_finite(name: str, array: np.ndarray, *, where: str = "") -> None:

@@ -135,3 +135,12 @@ def is_quantized(model: onnx.ModelProto) -> bool:
         "DynamicQuantizeLinear",
     }
     return any(n.op_type in quant_ops for n in model.graph.node)
+
+
+def onnx_precision(model: onnx.ModelProto) -> str:
+    """The precision an ONNX graph holds: "int8" when quantized (`is_quantized`), "fp16" when
+    any initializer is FLOAT16, else "fp32"."""
+    if is_quantized(model):
+        return "int8"
+    fp16 = any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer)
+    return "fp16" if fp16 else "fp32"

@@ -24,9 +24,11 @@ Units are in the field names: megabytes are MiB (2**20 bytes), paths are relativ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nnship.errors import BackendError
 
 BackendName = Literal["onnxruntime", "openvino", "tensorrt"]
 
@@ -170,6 +172,27 @@ class TensorRtOptions(BaseModel):
                 f"{self.min_batch}, {self.opt_batch}, {self.max_batch}"
             )
         return self
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def resolve_backend_options(
+    cls: type[OptionsT], backend: str, options: OptionsT | None = None, **overrides: Any
+) -> OptionsT:
+    """`options` (default `cls()`) with keyword overrides applied and validated.
+
+    Overrides that are None are ignored, so CLI flags left unset keep the recipe's values.
+    Raises `BackendError` naming the bad option as `[backends.<backend>] <field>: <reason>`.
+    """
+    base = (options or cls()).model_dump()
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls.model_validate(base)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or backend
+        raise BackendError(f"[backends.{backend}] {field}: {first['msg']}") from exc
 
 
 def _default_targets() -> list[BackendName]:

@@ -34,7 +34,7 @@ from nnship.backends.openvino_runner import (
 from nnship.core import Artifact, Backend, DataSource
 from nnship.errors import BackendError
 from nnship.fileio import ensure_writable_dir, sha256_file, write_json_atomic
-from nnship.onnx_utils import is_quantized, load_onnx, onnx_output_names
+from nnship.onnx_utils import load_onnx, onnx_output_names, onnx_precision
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,6 @@ def convert_to_ir(onnx_path: Path | str, xml_path: Path | str, *, compress_to_fp
         raise BackendError(f"OpenVINO could not convert '{onnx_path}': {exc}") from exc
     ov.save_model(model, str(xml_path), compress_to_fp16=compress_to_fp16)
     return model
-
-
-def _detect_precision(model: Any) -> str:
-    if is_quantized(model):
-        return "int8"
-    fp16 = any(init.data_type == 10 for init in model.graph.initializer)  # TensorProto.FLOAT16
-    return "fp16" if fp16 else "fp32"
 
 
 class OpenVinoBackend(Backend):
@@ -100,7 +93,7 @@ class OpenVinoBackend(Backend):
         check_device(_ov().Core(), opts.device)  # fail before converting anything
         onnx_path = Path(onnx_path)
         onnx_model = load_onnx(onnx_path)
-        detected = _detect_precision(onnx_model)
+        detected = onnx_precision(onnx_model)
         precision = (precision or detected).lower()
         mode = self._int8_mode(precision, detected, opts, onnx_path, calib_data)
         out_dir = ensure_writable_dir(Path(out_dir))
@@ -250,5 +243,5 @@ def load_artifact(path: Path | str) -> Artifact:
             return artifact
     precision = "fp32"
     if path.suffix == ".onnx":
-        precision = _detect_precision(load_onnx(path, load_weights=False))
+        precision = onnx_precision(load_onnx(path, load_weights=False))
     return Artifact(path=path, backend="openvino", precision=precision, device="CPU")

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from nnship.backends.config import OpenVinoOptions
+from nnship.backends.config import OpenVinoOptions, resolve_backend_options
 from nnship.core import Batch, Runner, TensorSpec
 from nnship.errors import BackendError, require
 from nnship.fileio import ensure_writable_dir
@@ -32,14 +31,7 @@ def resolve_options(options: OpenVinoOptions | None = None, **overrides: Any) ->
     Overrides that are None are ignored, so CLI flags left unset keep the recipe's values.
     Raises `BackendError` naming the bad option.
     """
-    base = (options or OpenVinoOptions()).model_dump()
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return OpenVinoOptions.model_validate(base)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "openvino"
-        raise BackendError(f"[backends.openvino] {field}: {first['msg']}") from exc
+    return resolve_backend_options(OpenVinoOptions, "openvino", options, **overrides)
 
 
 def check_device(core: Any, device: str) -> str:

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from nnship.backends import buildkit
-from nnship.backends.config import TensorRtOptions
+from nnship.backends.config import TensorRtOptions, resolve_backend_options
 from nnship.backends.tensorrt_check import check_tensorrt, summarize
 from nnship.backends.tensorrt_engine import BuildFailed, build_serialized, write_atomic
 from nnship.core import Artifact, Backend, Batch, Runner, TensorSpec
 from nnship.errors import BackendError, require
 from nnship.fileio import ensure_writable_dir, sha256_file, write_json_atomic
-from nnship.onnx_utils import is_quantized, load_onnx, onnx_input_specs, onnx_output_names
+from nnship.onnx_utils import load_onnx, onnx_input_specs, onnx_output_names, onnx_precision
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,7 @@ ARTIFACT_FILE = "artifact.json"
 def resolve_options(options: TensorRtOptions | None = None, **overrides: Any) -> TensorRtOptions:
     """`options` (default `TensorRtOptions()`) with non-None keyword overrides applied;
     raises `BackendError` naming the bad option."""
-    base = (options or TensorRtOptions()).model_dump()
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TensorRtOptions.model_validate(base)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "tensorrt"
-        raise BackendError(f"[backends.tensorrt] {field}: {first['msg']}") from exc
+    return resolve_backend_options(TensorRtOptions, "tensorrt", options, **overrides)
 
 
 def cuda_unavailable_reason(device_index: int = 0) -> str:
@@ -84,13 +76,6 @@ def _device_for(device_index: int) -> Any:
     return torch.device("cuda", device_index)
 
 
-def _detect_precision(model: Any) -> str:
-    if is_quantized(model):
-        return "int8"
-    fp16 = any(i.data_type == 10 for i in model.graph.initializer)  # TensorProto.FLOAT16
-    return "fp16" if fp16 else "fp32"
-
-
 class TensorRtBackend(Backend):
     """ONNX -> TensorRT build kit (always) + serialized engine (where TensorRT and a GPU are)."""
 
@@ -115,7 +100,7 @@ class TensorRtBackend(Backend):
         opts = resolve_options(options, **overrides)
         onnx_path = Path(onnx_path)
         model = load_onnx(onnx_path)
-        detected = _detect_precision(model)
+        detected = onnx_precision(model)
         if precision is not None and precision.lower() != detected:
             raise BackendError(
                 f"TensorRT builds strongly typed networks: precision comes from the ONNX. "

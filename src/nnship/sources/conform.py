@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnship.core import Batch, TensorSpec, check_batch
+from nnship.core import Batch, TensorSpec, check_batch, check_input_names
 from nnship.errors import DataError
 
 
@@ -83,16 +83,7 @@ def conform_batch(batch: Batch, specs: Sequence[TensorSpec], *, where: str = "")
 
 def check_names(specs: Sequence[TensorSpec], names: Sequence[str], *, where: str) -> None:
     """Raise `DataError` unless `names` are exactly the spec names (any order)."""
-    want = [s.name for s in specs]
-    missing = [n for n in want if n not in names]
-    extra = [n for n in names if n not in want]
-    if missing or extra:
-        raise DataError(
-            f"Inputs in {where} do not match the model: model expects {want}, data has "
-            f"{list(names)}"
-            + (f"; missing {missing}" if missing else "")
-            + (f"; unexpected {extra}" if extra else "")
-        )
+    check_input_names(specs, names, where=where)
 
 
 def check_header(spec: TensorSpec, shape: Sequence[int], dtype: np.dtype, *, where: str) -> int:

@@ -113,14 +113,9 @@ def guess_backend(path: Path) -> str:
 
 
 def _onnx_precision(path: Path) -> str:
-    from nnship.onnx_utils import is_quantized, load_onnx
+    from nnship.onnx_utils import load_onnx, onnx_precision
 
-    model = load_onnx(path, load_weights=False)
-    if is_quantized(model):
-        return "int8"
-    if any(init.data_type == 10 for init in model.graph.initializer):  # TensorProto.FLOAT16
-        return "fp16"
-    return "fp32"
+    return onnx_precision(load_onnx(path, load_weights=False))
 
 
 @dataclass

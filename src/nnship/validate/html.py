@@ -23,7 +23,14 @@ from nnship.validate.html_charts import (
     color,
     scatter,
 )
-from nnship.validate.render_markdown import COLUMNS, fmt, fmt_g, summary_table
+from nnship.validate.render_markdown import (
+    COLUMNS,
+    DRIFT_COLUMNS,
+    drift_table,
+    fmt,
+    gate_cells,
+    summary_table,
+)
 from nnship.validate.report import LayerDrift, Report, Row
 
 MAX_LAYERS_PLOTTED = 20
@@ -168,16 +175,7 @@ def _gates(report: Report) -> str:
         return '<section id="gates"><h2>Gates</h2><p class="empty">No gates were set.</p></section>'
     rows, classes = [], []
     for v in report.gates:
-        rows.append(
-            [
-                "PASS" if v.passed else "FAIL",
-                v.row,
-                v.gate,
-                f"{v.threshold:g}",
-                fmt(v.value, 4),
-                v.detail,
-            ]
-        )
+        rows.append(["PASS" if v.passed else "FAIL", *gate_cells(v)])
         classes.append(["pass" if v.passed else "fail", "", "", "", "", ""])
     header = ("verdict", "artifact", "gate", "threshold", "value", "detail")
     table = _table(header, rows, classes, text_cols=(0, 1, 2, 5))
@@ -316,23 +314,10 @@ def _layer_label(d: LayerDrift) -> str:
 
 
 def _output_drift(report: Report) -> str:
-    rows = [
-        [
-            row.label,
-            o.name,
-            fmt_g(o.max_abs_error),
-            fmt_g(o.mean_abs_error),
-            fmt(o.cosine_mean, 6),
-            fmt(o.cosine_min, 6),
-            "inf" if o.exact_match else fmt(o.sqnr_db, 1),
-        ]
-        for row in report.rows
-        for o in row.outputs
-    ]
+    rows = drift_table(report)
     if not rows:
         return ""
-    header = ("artifact", "output", "max abs", "mean abs", "cosine mean", "cosine min", "SQNR dB")
-    table = _table(header, rows, text_cols=(0, 1))
+    table = _table(DRIFT_COLUMNS, rows, text_cols=(0, 1))
     return f'<section id="drift"><h2>Output drift</h2>{table}</section>'
 
 

@@ -1,11 +1,12 @@
 """Markdown rendering of a `Report` (a view of the JSON, never a source of truth).
 
-`summary_table` gives the cells both renderers show (terminal and Markdown).
+`summary_table` gives the cells both renderers show (terminal and Markdown); `drift_table` and
+`latency_cells` are shared with the HTML and terminal views.
 """
 
 from __future__ import annotations
 
-from nnship.validate.report import Report, Row
+from nnship.validate.report import GateVerdict, LatencyStats, Report, Row
 
 COLUMNS = (
     "artifact",
@@ -29,6 +30,51 @@ def fmt(value: float | None, digits: int = 2, *, none: str = "-") -> str:
 def fmt_g(value: float | None, *, none: str = "-") -> str:
     """Three significant digits (errors span many decades: 3.1e-07, 0.0042, 1.5)."""
     return none if value is None else f"{value:.3g}"
+
+
+DRIFT_COLUMNS = (
+    "artifact",
+    "output",
+    "max abs",
+    "mean abs",
+    "cosine mean",
+    "cosine min",
+    "SQNR dB",
+)
+
+
+def drift_table(report: Report) -> list[list[str]]:
+    """One list of cells (see `DRIFT_COLUMNS`) per (candidate row, output)."""
+    return [
+        [
+            row.label,
+            o.name,
+            fmt_g(o.max_abs_error),
+            fmt_g(o.mean_abs_error),
+            fmt(o.cosine_mean, 6),
+            fmt(o.cosine_min, 6),
+            "inf" if o.exact_match else fmt(o.sqnr_db, 1),
+        ]
+        for row in report.rows
+        for o in row.outputs
+    ]
+
+
+def latency_cells(s: LatencyStats) -> list[str]:
+    """Cells "batch", "p50", "p90", "p99", "mean", "CV" (milliseconds, 3 decimals)."""
+    return [
+        str(s.batch_size),
+        fmt(s.p50_ms, 3),
+        fmt(s.p90_ms, 3),
+        fmt(s.p99_ms, 3),
+        fmt(s.mean_ms, 3),
+        fmt(s.cv, 3),
+    ]
+
+
+def gate_cells(v: GateVerdict) -> list[str]:
+    """Cells "artifact", "gate", "threshold", "value", "detail" of one gate verdict."""
+    return [v.row, v.gate, f"{v.threshold:g}", fmt(v.value, 4), v.detail]
 
 
 def _worst_sqnr(row: Row) -> str:
@@ -107,46 +153,16 @@ def report_markdown(report: Report) -> str:
     ]
     if report.gates:
         lines += ["", "## Gates", ""]
-        gate_rows = [
-            [
-                "pass" if v.passed else "**FAIL**",
-                v.row,
-                v.gate,
-                f"{v.threshold:g}",
-                fmt(v.value, 4),
-                v.detail,
-            ]
-            for v in report.gates
-        ]
+        gate_rows = [["pass" if v.passed else "**FAIL**", *gate_cells(v)] for v in report.gates]
         lines += _table(("", "artifact", "gate", "threshold", "value", "detail"), gate_rows)
-    drift_rows = [
-        [
-            row.label,
-            o.name,
-            fmt_g(o.max_abs_error),
-            fmt_g(o.mean_abs_error),
-            fmt(o.cosine_mean, 6),
-            fmt(o.cosine_min, 6),
-            "inf" if o.exact_match else fmt(o.sqnr_db, 1),
-        ]
-        for row in report.rows
-        for o in row.outputs
-    ]
+    drift_rows = drift_table(report)
     if drift_rows:
         lines += ["", "## Output drift", ""]
-        lines += _table(
-            ("artifact", "output", "max abs", "mean abs", "cosine mean", "cosine min", "SQNR dB"),
-            drift_rows,
-        )
+        lines += _table(DRIFT_COLUMNS, drift_rows)
     lat_rows = [
         [
             row.label,
-            str(s.batch_size),
-            fmt(s.p50_ms, 3),
-            fmt(s.p90_ms, 3),
-            fmt(s.p99_ms, 3),
-            fmt(s.mean_ms, 3),
-            fmt(s.cv, 3),
+            *latency_cells(s),
             fmt(s.throughput_per_s, 1),
             fmt(s.first_run_ms, 2),
             fmt(row.cold_start_ms, 1),

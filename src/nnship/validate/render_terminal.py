@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from nnship.validate.render_markdown import COLUMNS, fmt, summary_table
+from nnship.validate.render_markdown import COLUMNS, fmt, latency_cells, summary_table
 from nnship.validate.report import LatencyStats, Report
 
 # Piped output (CI logs) has no width; rich would squeeze the tables to 80 columns.
@@ -51,12 +51,7 @@ def print_latency(
         for s in stats_list:
             table.add_row(
                 label,
-                str(s.batch_size),
-                fmt(s.p50_ms, 3),
-                fmt(s.p90_ms, 3),
-                fmt(s.p99_ms, 3),
-                fmt(s.mean_ms, 3),
-                fmt(s.cv, 3),
+                *latency_cells(s),
                 fmt(s.throughput_per_s, 1)
                 + (
                     f" (async {s.async_throughput_per_s:.1f})"
