@@ -1,5 +1,6 @@
-"""nnship INT8 (every method x every profile), FP16 and dynamic INT8 vs ONNX Runtime's
-quantize_static on reference models trained on real data, side by side in one run.
+"""nnship INT8 (every method x every profile, plus the default "auto" that picks a method per
+model), FP16 and dynamic INT8 vs ONNX Runtime's quantize_static on reference models trained on
+real data, side by side in one run.
 
 Prints per model: top-1 agreement with float, accuracy against labels, cosine and max-abs of
 the first output, size, ONNX Runtime latency ratio to FP32 (batch 1, 2 threads, variants
@@ -97,6 +98,17 @@ def build_cases(workdir: Path, quick: bool, wanted: set[str]) -> list[Case]:
 
 
 # -- variants -------------------------------------------------------------------------------
+def plain_kl(table):  # noqa: ANN001, ANN201
+    """The same table, but entropy ranges from TensorRT's plain KL search (no guard)."""
+    from nnship.calibration import CalibrationTable
+
+    class PlainKlTable(CalibrationTable):
+        def ranges(self, method: str = "minmax", **params):  # noqa: ANN201
+            return super().ranges(method, **{**params, "entropy_guard": False})
+
+    return PlainKlTable(**vars(table))
+
+
 def nnship_variants(case: Case, workdir: Path) -> dict[str, tuple[Path | None, str]]:
     from nnship.calibration import collect_statistics
     from nnship.quantize import make_config, quantize
@@ -106,15 +118,27 @@ def nnship_variants(case: Case, workdir: Path) -> dict[str, tuple[Path | None, s
     table = collect_statistics(case.onnx, calib)
     out: dict[str, tuple[Path | None, str]] = {}
     for profile in PROFILES:
-        for method in METHODS:
+        for method in ("auto", *METHODS, "entropy-kl"):
             path = workdir / f"{case.name}.{profile}.{method}.onnx"
             label = f"nnship {profile} {method}"
+            # entropy-kl: TensorRT's KL without the guard (before/after). Transforms off: they
+            # recollect a table, whose entropy ranges would be guarded again.
+            plain = method == "entropy-kl"
+            extra = {"method": "entropy", "equalization": "off", "smoothing": "off"}
             try:
                 res = quantize(
-                    case.onnx, path, make_config(profile=profile, method=method),
-                    table=table, calib_data=calib, eval_data=evaluation,
+                    case.onnx, path,
+                    make_config(profile=profile, **(extra if plain else {"method": method})),
+                    table=plain_kl(table) if plain else table,
+                    calib_data=calib, eval_data=evaluation,
                 )  # fmt: skip
                 note = f"{len(res.quantized_nodes)}q/{len(res.float_nodes)}f"
+                if method == "auto":
+                    sel = res.method_selection
+                    note = f"-> {res.method} ({sel.get('seconds', 0):.1f}s) {note}"
+                not_applied = len(res.details.get("method_not_applied", {}))
+                if not_applied:
+                    note += f" ({not_applied} not {res.method})"
                 if res.applied_transforms:
                     note += " +" + ",".join(t["name"] for t in res.applied_transforms)
                 out[label] = (path, note)

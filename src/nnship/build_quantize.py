@@ -40,6 +40,17 @@ def _profile_for(cfg: Any, backend: str, precision: str) -> str:
     return backend if backend in PROFILES else str(cfg.profile)
 
 
+def _uses_eval(cfg: Any) -> bool:
+    """Whether the quantizer's output can depend on the evaluation data (budget, method
+    "auto", transforms "auto"), so the stage must be redone when that data changes."""
+    return (
+        cfg.has_budget
+        or getattr(cfg, "method", None) == "auto"
+        or cfg.equalization != "off"
+        or cfg.smoothing != "off"
+    )
+
+
 def _nncf_int8(pipeline: Pipeline, backend: str, precision: str) -> bool:
     if backend != "openvino" or precision != "int8":
         return False
@@ -158,7 +169,7 @@ def _quantize_one(
         "config": cfg.model_dump(mode="json"),
         "table": sha256_file(table_path) if table_path else None,
         "calib": pipeline.data_key(calib) if precision == "int8" else None,
-        "eval": evaluation.fingerprint() if cfg.has_budget or cfg.equalization != "off" else None,
+        "eval": evaluation.fingerprint() if _uses_eval(cfg) else None,
         "seed": pipeline.recipe.seed,
     }
     label = f"quantize {suffix}"

@@ -132,3 +132,55 @@ def test_bad_percentile_is_rejected(heavy_tailed):
 def test_range_unpacks_as_lo_hi(heavy_tailed):
     lo, hi = compute_range(heavy_tailed, "minmax")
     assert (lo, hi) == (heavy_tailed.min, heavy_tailed.max)
+
+
+@pytest.fixture(scope="module")
+def spike_and_mode() -> TensorStatistics:
+    """A standardized image with a constant background: 60 % of the values are exactly -0.75
+    (one spike), the strokes form a second mode around 1.2 reaching 1.75."""
+    rng = np.random.default_rng(6)
+    spike = np.full(60_000, -0.75)
+    mode = np.clip(rng.normal(1.2, 0.3, 40_000), -0.75, 1.75)
+    return stats_of(np.concatenate([spike, mode]))
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_plain_kl_clips_away_the_mode_beyond_a_spike(spike_and_mode, symmetric):
+    # Why the guard exists: TensorRT's KL search stops just past the spike.
+    r = compute_range(spike_and_mode, "entropy", symmetric=symmetric, entropy_guard=False)
+    assert r.method == "entropy" and r.hi < 0.8
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_entropy_on_a_bimodal_signed_tensor_keeps_both_modes(spike_and_mode, symmetric):
+    r = compute_range(spike_and_mode, "entropy", symmetric=symmetric)
+    assert r.lo <= -0.74 and r.hi >= 1.6
+    assert r.method.startswith("mse (entropy rejected: the KL range")
+    assert "clips" in r.method and "MSE-optimal" in r.method
+
+
+def test_entropy_guard_keeps_kl_where_it_clips_by_design(heavy_tailed):
+    # t(3): KL drops rare outliers (costing some MSE, within the limit) and stays KL.
+    guarded = compute_range(heavy_tailed, "entropy")
+    plain = compute_range(heavy_tailed, "entropy", entropy_guard=False)
+    assert guarded == plain and guarded.method == "entropy"
+
+
+def test_table_ranges_name_the_tensors_where_entropy_was_rejected(spike_and_mode, heavy_tailed):
+    from nnship.calibration.table import CalibrationTable
+
+    tensors = {"x": spike_and_mode, "y": heavy_tailed}
+    table = CalibrationTable(tensors, "sha", "fp", 1, 2048)
+    ranges = table.ranges("entropy")
+    assert ranges["y"].method == "entropy"
+    assert ranges["x"].method.startswith("mse (entropy rejected")
+    assert table.ranges("entropy", entropy_guard=False)["x"].method == "entropy"
+
+
+def test_entropy_matches_the_reference_on_a_sparse_spiky_histogram():
+    # Empty bins (infinite KL candidates) and spikes, as discrete inputs give.
+    rng = np.random.default_rng(7)
+    bins = np.zeros(700)
+    bins[rng.choice(700, 300, replace=False)] = rng.integers(1, 50, 300)
+    bins[[150, 420]] = [5000, 3000]
+    assert kl_threshold_bin(bins, 128) == _reference_entropy_bin(bins)

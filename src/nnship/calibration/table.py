@@ -194,10 +194,12 @@ class CalibrationTable:
         num_bits: int = 8,
         include_degenerate: bool = False,
         extreme: float = EXTREME_ABS,
+        entropy_guard: bool = True,
     ) -> dict[str, TensorRange]:
         """Range of every tensor by `method` ("minmax", "percentile", "entropy" or "mse").
 
         `percentile` defaults to 99.99 (percent). `symmetric`: see `nnship.calibration.methods`.
+        `entropy_guard` (default True): see `compute_range`.
         Degenerate tensors (see `degenerate_tensors`) are left out unless `include_degenerate`
         (tensors without finite values are always left out): a quantizer keeps them in float.
         Each `TensorRange.method` names the method really applied.
@@ -209,7 +211,12 @@ class CalibrationTable:
             if name in skip or stats.min is None:
                 continue
             out[name] = compute_range(
-                stats, method, percentile=percentile, symmetric=symmetric, num_bits=num_bits
+                stats,
+                method,
+                percentile=percentile,
+                symmetric=symmetric,
+                num_bits=num_bits,
+                entropy_guard=entropy_guard,
             )
         fallbacks = [n for n, r in out.items() if r.method != method]
         if fallbacks:

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nnship.quantize.config import DEFAULT_METHOD, METHODS, PRECISIONS, PROFILES
+from nnship.quantize.config import DEFAULT_METHOD, METHOD_CHOICES, PRECISIONS, PROFILES
 
 _EPILOG = """\
 examples:
@@ -17,7 +17,8 @@ examples:
   nnship quantize model.onnx --precision fp16 -o model.fp16.onnx
   nnship quantize model.onnx --precision dynamic-int8 -o model.dyn.onnx
 
-Every node left in float is listed with its reason; --json writes the full result.
+Every node left in float is listed with its reason, and so is the method --method auto chose
+with every candidate's score; --json writes the full result.
 """
 
 
@@ -28,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Quantize a float ONNX model. INT8 writes QuantizeLinear/DequantizeLinear placed "
             "for one backend profile from calibration data (--calib) or a table from "
-            "`nnship calibrate` (--calib-table). With --eval the drift against the float model "
+            "`nnship calibrate` (--calib-table). By default (--method auto) every range "
+            "method is tried and the one closest to the float model is kept, judged on --eval "
+            "or on held-out calibration samples. With --eval the drift against the float model "
             "is measured; with --max-top1-drop/--min-cosine the most sensitive nodes are "
             "reverted to float until the budget holds."
         ),
@@ -42,9 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="int8 (QDQ, default), fp16 or dynamic-int8")  # fmt: skip
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="backend whose Q/DQ conventions to follow (default onnxruntime)")  # fmt: skip
-    parser.add_argument("--method", choices=METHODS, default=None,
-                        help=f"activation range method (default: the table's stored method, "
-                        f"else {DEFAULT_METHOD})")  # fmt: skip
+    parser.add_argument("--method", choices=METHOD_CHOICES, default=None,
+                        help=f"activation range method (default {DEFAULT_METHOD}: try each "
+                        "method and keep the one closest to the float model on --eval, else "
+                        "on held-out --calib samples; with only --calib-table, the table's "
+                        "stored method)")  # fmt: skip
+    parser.add_argument("--auto-samples", type=int, default=None, metavar="N",
+                        help="most samples --method auto compares on (default 512)")  # fmt: skip
     parser.add_argument("--percentile", type=float, default=None,
                         help="percent kept by --method percentile (default 99.99)")  # fmt: skip
     parser.add_argument("--per-tensor", action="store_true",
@@ -103,13 +110,15 @@ def run(args: argparse.Namespace) -> int:
         from nnship.calibration import CalibrationTable
 
         table = CalibrationTable.load(args.calib_table)
-    method = args.method or _stored_method(table) or DEFAULT_METHOD
+    has_data = args.calib is not None or args.eval is not None
+    method = args.method or (None if has_data else _stored_method(table)) or DEFAULT_METHOD
     calibration = {"max_samples": args.calib_limit} if args.calib_limit else {}
     config = make_config(
         precisions=[args.precision],
         profile=args.profile,
         method=method,
         percentile=args.percentile,
+        auto_samples=args.auto_samples,
         per_channel=not args.per_tensor,
         exclude={
             "names": args.exclude,
@@ -152,8 +161,23 @@ def _print_result(result) -> None:  # noqa: ANN001
     print(
         f"  quantized nodes: {len(result.quantized_nodes)}, float nodes: {len(result.float_nodes)}"
     )
+    selection = result.method_selection or {}
+    if selection.get("mode") == "auto":
+        if "skipped" in selection:
+            print(f"  method auto -> {selection['chosen']} ({selection['skipped']})")
+        else:
+            scores = ", ".join(
+                f"{c['method']} {c['score'][0]:.4f}/{c['score'][1]:.5f}"
+                for c in selection["candidates"]
+            )
+            print(
+                f"  method auto -> {selection['chosen']} on {selection['data']} "
+                f"({selection['seconds']:.1f} s; {scores})"
+            )
     for node in result.float_nodes:
         print(f"  float  {node.name} [{node.op_type}]: {node.reason}")
+    for tensor, applied in result.details.get("method_not_applied", {}).items():
+        print(f"  range  {tensor}: {applied}")
     for rev in result.reverted:
         cost = rev.get("latency_cost_ms")
         cost_txt = "n/a" if cost is None else f"{cost:+.3f} ms"

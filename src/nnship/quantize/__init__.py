@@ -3,13 +3,15 @@
 Public surface:
 - `quantize(onnx_path, out_path, config, *, table=None, calib_data=None, eval_data=None,
   precision=None) -> QuantizeResult`
-- `QuantizeConfig` (the recipe's `[quantize]` section), `make_config(...)`, `ExcludeConfig`
+- `QuantizeConfig` (the recipe's `[quantize]` section; `method = "auto"` by default, see
+  `nnship.quantize.selection`), `make_config(...)`, `ExcludeConfig`
 - `QuantizeResult`, `FloatNode`
 - `QuantProfile`, `get_profile(name)`, `profile_names()`
 """
 
 from nnship.quantize.config import (
     DEFAULT_METHOD,
+    METHOD_CHOICES,
     METHODS,
     PRECISIONS,
     PROFILES,
@@ -24,6 +26,7 @@ from nnship.quantize.result import FloatNode, QuantizeResult
 
 __all__ = [
     "DEFAULT_METHOD",
+    "METHOD_CHOICES",
     "METHODS",
     "PRECISIONS",
     "PROFILES",

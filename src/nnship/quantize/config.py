@@ -16,12 +16,20 @@ from nnship.errors import QuantizationError
 Precision = Literal["int8", "fp16", "dynamic-int8"]
 ProfileName = Literal["onnxruntime", "openvino", "tensorrt"]
 Method = Literal["minmax", "percentile", "entropy", "mse"]
+MethodChoice = Literal["auto", "minmax", "percentile", "entropy", "mse"]
 Toggle = Literal["auto", "on", "off"]
 
 PRECISIONS: tuple[str, ...] = ("int8", "fp16", "dynamic-int8")
 PROFILES: tuple[str, ...] = ("onnxruntime", "openvino", "tensorrt")
 METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy", "mse")
-DEFAULT_METHOD: Method = "percentile"
+"""Range methods a quantized model can be built with."""
+METHOD_CHOICES: tuple[str, ...] = ("auto", *METHODS)
+"""What `method` accepts: a range method, or "auto" (choose one per model, see `selection`)."""
+DEFAULT_METHOD: MethodChoice = "auto"
+AUTO_METHODS: tuple[Method, ...] = ("percentile", "mse", "minmax", "entropy")
+"""Candidates of `method = "auto"`, in tie-break order (the first of equals wins)."""
+FALLBACK_METHOD: Method = "percentile"
+"""What "auto" uses when there is no data to compare the candidates on (a table alone)."""
 
 
 class ExcludeConfig(BaseModel):
@@ -77,7 +85,12 @@ class QuantizeConfig(BaseModel):
 
     - `precisions`: what `nnship build` produces (default `["int8"]`); `quantize()` writes one.
     - `profile`: backend whose Q/DQ conventions the INT8 model follows (default "onnxruntime").
-    - `method`: activation range method (default "percentile", at `percentile` = 99.99 %).
+    - `method`: activation range method (default "auto": quantize with each of
+      `auto_methods` and keep the one closest to the float model on at most `auto_samples`
+      samples of the evaluation data, else of held-out calibration data; see
+      `nnship.quantize.selection`). "percentile" clips at `percentile` = 99.99 %.
+    - `auto_methods`: candidates of "auto" (default percentile, mse, minmax, entropy; on equal
+      scores the first wins). `auto_samples`: most samples "auto" compares on (default 512).
     - `per_channel`: per-channel symmetric INT8 weights on the output-channel axis (default on).
     - `exclude`: nodes kept in float by name, op type or regex.
     - `max_top1_drop` (percentage points; with labels accuracy drop, else 100 - top-1 agreement)
@@ -100,7 +113,11 @@ class QuantizeConfig(BaseModel):
         default_factory=lambda: list[Precision](["int8"]), min_length=1
     )
     profile: ProfileName = "onnxruntime"
-    method: Method = DEFAULT_METHOD
+    method: MethodChoice = DEFAULT_METHOD
+    auto_methods: list[Method] = Field(
+        default_factory=lambda: list[Method](AUTO_METHODS), min_length=1
+    )
+    auto_samples: int = Field(default=512, gt=0)
     percentile: float = Field(default=99.99, gt=0, le=100)
     per_channel: bool = True
     exclude: ExcludeConfig = Field(default_factory=ExcludeConfig)
@@ -115,6 +132,13 @@ class QuantizeConfig(BaseModel):
     extreme_range: float = Field(default=1e4, gt=0)
     keep_io_types: bool = True
     eval_samples: int = Field(default=1000, gt=0)
+
+    @field_validator("auto_methods")
+    @classmethod
+    def _unique(cls, methods: list[str]) -> list[str]:
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"auto_methods lists a method twice: {methods}")
+        return methods
 
     @property
     def has_budget(self) -> bool:

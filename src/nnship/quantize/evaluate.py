@@ -94,14 +94,26 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(both_zero, 1.0, num / np.where(both_zero, 1.0, den))
 
 
+def _sqnr_db(signal: float, noise: float) -> float:
+    """10 log10(signal / noise), within [-200, 200] dB (exact match: 200)."""
+    if noise <= signal * 1e-20:
+        return 200.0
+    if signal <= noise * 1e-20:
+        return -200.0
+    return float(10.0 * np.log10(signal / noise))
+
+
 def compare(reference: Outputs, candidate: Outputs) -> dict[str, float]:
     """Metrics of `candidate` against `reference` on the first output: `cosine` (mean per
-    sample), `max_abs`, and for 2-D logits `top1_agreement` (0..1), `top1_drop` (percentage
-    points; with labels the accuracy drop, else 100 - agreement in %) and the accuracies."""
+    sample), `max_abs`, `sqnr_db` (signal power over error power, decibels; capped at 200),
+    and for 2-D logits `top1_agreement` (0..1), `top1_drop` (percentage points; with labels
+    the accuracy drop, else 100 - agreement in %) and the accuracies."""
     ref, cand = reference.primary, candidate.primary
+    diff = ref.astype(np.float64) - cand
     metrics: dict[str, float] = {
         "cosine": float(_cosine(ref, cand).mean()),
-        "max_abs": float(np.abs(ref.astype(np.float64) - cand).max()),
+        "max_abs": float(np.abs(diff).max()),
+        "sqnr_db": _sqnr_db(float((ref.astype(np.float64) ** 2).sum()), float((diff**2).sum())),
         "samples": float(len(ref)),
     }
     if ref.ndim == 2 and ref.shape[1] > 1:

@@ -14,7 +14,7 @@ from nnship.core import Batch, DataSource
 from nnship.errors import QuantizationError
 from nnship.onnx_utils import is_quantized, load_onnx, save_onnx
 from nnship.quantize import transforms
-from nnship.quantize.config import QuantizeConfig
+from nnship.quantize.config import FALLBACK_METHOD, QuantizeConfig
 from nnship.quantize.dynamic import quantize_dynamic_int8
 from nnship.quantize.evaluate import Outputs, budget_misses, compare, iter_checked, run_model, score
 from nnship.quantize.fallback import accuracy_fallback
@@ -23,6 +23,7 @@ from nnship.quantize.placement import Placement, ensure_node_names, plan_placeme
 from nnship.quantize.profiles import QuantProfile, get_profile
 from nnship.quantize.qdq import write_qdq
 from nnship.quantize.result import QuantizeResult
+from nnship.quantize.selection import Candidate, prepare_selection, select_method
 from nnship.quantize.tables import (
     RangeTable,
     candidate_tensors,
@@ -164,6 +165,9 @@ class _Int8Job:
         self.eval_data = eval_data
         self.reference = reference
         self.warnings: list[str] = []
+        self.method: str = config.method  # "auto" until `_choose_method` resolves it
+        self.stats_data = calib_data  # calibration samples statistics use ("auto" holds some out)
+        self.selection: dict[str, Any] = {"mode": "explicit", "chosen": config.method}
 
     def _pick_graph(
         self, original: onnx.ModelProto, optimized: onnx.ModelProto, table: RangeTable | None
@@ -186,26 +190,29 @@ class _Int8Job:
 
     # -- building blocks -------------------------------------------------------------------
     def _table_for(self, model: onnx.ModelProto) -> RangeTable:
-        assert self.calib_data is not None
+        assert self.stats_data is not None
         return collect_table(
             model,
-            self.calib_data,
+            self.stats_data,
             self.config.calibration,
             tensors=candidate_tensors(model, self.profile),
             warnings=self.warnings,
         )
 
-    def _ranges(self, table: RangeTable) -> dict[str, tuple[float, float]]:
-        return table_ranges(
+    def _builder(
+        self, model: onnx.ModelProto, table: RangeTable, method: str | None = None
+    ) -> Candidate:
+        """(build, ranges, tensor -> method really applied where it is not `method`)."""
+        method = method or self.method
+        applied: dict[str, str] = {}
+        ranges = table_ranges(
             table,
-            self.config.method,
+            method,
             percentile=self.config.percentile,
             symmetric=self.profile.activation_symmetric,
             extreme=self.config.extreme_range,
+            applied=applied,
         )
-
-    def _builder(self, model: onnx.ModelProto, table: RangeTable):  # noqa: ANN202
-        ranges = self._ranges(table)
         bad = degenerate(table, self.config.extreme_range)
 
         def build(force_float: dict[str, str]) -> tuple[onnx.ModelProto, Placement]:
@@ -227,7 +234,28 @@ class _Int8Job:
                 plan.float_nodes.extend(missing)
             return qmodel, plan
 
-        return build, ranges
+        return build, ranges, applied
+
+    def _choose_method(
+        self, model: onnx.ModelProto, table: RangeTable, where: Any
+    ) -> tuple[Candidate, tuple[onnx.ModelProto, Placement]]:
+        """Resolve `method = "auto"` (see `nnship.quantize.selection`); an explicit method
+        skips the search."""
+        if self.method != "auto":
+            candidate = self._builder(model, table)
+            return candidate, candidate[0]({})
+        if where is None:
+            self.method = FALLBACK_METHOD
+            why = "no evaluation or calibration data to compare the candidates on"
+            self.selection = {"mode": "auto", "chosen": self.method, "skipped": why}
+            self.warnings.append(f"method auto: {why}; used {self.method}")
+            candidate = self._builder(model, table)
+            return candidate, candidate[0]({})
+        chosen = select_method(
+            list(self.config.auto_methods), lambda m: self._builder(model, table, m), where
+        )
+        self.method, self.selection = chosen.method, chosen.record
+        return chosen.candidate, chosen.built
 
     def _metrics(self, qmodel: onnx.ModelProto) -> dict[str, float] | None:
         if self.reference is None or self.eval_data is None:
@@ -237,16 +265,29 @@ class _Int8Job:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> tuple[QuantizeResult, onnx.ModelProto]:
+        # Order: the range method first (on the plain model), then the transforms with that
+        # method, then the accuracy-aware fallback on the result.
         model = self.model
+        where = None
+        if self.method == "auto":
+            where, self.stats_data = prepare_selection(
+                model,
+                samples=self.config.auto_samples,
+                eval_data=self.eval_data,
+                eval_reference=self.reference,
+                calib_data=self.calib_data,
+                stats_samples=self._stats_samples(),
+                table_given=self.table is not None,
+                min_stats_samples=self.config.calibration.min_samples,
+            )
         table = self.table if self.table is not None else self._table_for(model)
-        build, ranges = self._builder(model, table)
-        qmodel, plan = build({})
+        (build, ranges, labels), (qmodel, plan) = self._choose_method(model, table, where)
         metrics = self._metrics(qmodel)
-        effect = method_effect(table, ranges, self.config.method, plan.tensors)
+        effect = method_effect(table, ranges, self.method, plan.tensors)
         self.details["method_changed_tensors"] = effect
-        if effect == 0 and plan.tensors and self.config.method != "minmax":
+        if effect == 0 and plan.tensors and self.method != "minmax":
             self.warnings.append(
-                f"method '{self.config.method}' gave exactly the minmax ranges on every "
+                f"method '{self.method}' gave exactly the minmax ranges on every "
                 "quantized tensor: in effect minmax was applied"
             )
         applied: list[dict[str, Any]] = []
@@ -259,7 +300,8 @@ class _Int8Job:
                 applied.append(record)
             self.details.setdefault("transforms_considered", []).append(record)
             if accepted is not None:
-                model, table, build, qmodel, plan, metrics = accepted
+                model, table, (build, ranges, labels), qmodel, plan, metrics = accepted
+        self.details["method_not_applied"] = {t: labels[t] for t in plan.tensors if t in labels}
         reverted: list[dict[str, Any]] = []
         if self.config.has_budget:
             assert self.reference is not None and self.eval_data is not None
@@ -282,7 +324,7 @@ class _Int8Job:
             path=Path(),
             precision="int8",
             profile=self.profile.name,
-            method=self.config.method,
+            method=self.method,
             float_nodes=plan.float_nodes,
             quantized_nodes=plan.nodes,
             reverted=reverted,
@@ -290,8 +332,15 @@ class _Int8Job:
             metrics=metrics or {},
             warnings=self.warnings,
             details=self.details,
+            method_selection=self.selection,
         )
         return result, qmodel
+
+    def _stats_samples(self) -> int | None:
+        """How many calibration samples the statistics use (or used, for a given table)."""
+        if self.table is not None:
+            return getattr(self.table, "num_samples", None)
+        return self.config.calibration.max_samples
 
     def _latency_batch(self) -> Batch | None:
         data = self.eval_data
@@ -337,8 +386,8 @@ class _Int8Job:
             new_model, report = transforms.smooth(model, table, self.config.smoothing_alpha)
         ensure_node_names(new_model)
         new_table = self._table_for(new_model)
-        new_build, _ = self._builder(new_model, new_table)
-        new_q, new_plan = new_build({})
+        new_candidate = self._builder(new_model, new_table)
+        new_q, new_plan = new_candidate[0]({})
         new_metrics = self._metrics(new_q)
         record["report"] = report
         record["metrics_without"] = metrics
@@ -347,7 +396,7 @@ class _Int8Job:
         if mode == "on" or helps:
             record["applied"] = True
             record["decision"] = "on" if mode == "on" else "applied: measurably helps"
-            return record, (new_model, new_table, new_build, new_q, new_plan, new_metrics)
+            return record, (new_model, new_table, new_candidate, new_q, new_plan, new_metrics)
         record["decision"] = "not applied: no measurable gain on the evaluation data"
         return record, None
 

@@ -34,6 +34,10 @@ class QuantizeResult:
     `metrics` compares the quantized model with the float one on the evaluation data (when given):
     `top1_agreement` (0..1), `cosine` (mean per sample), `max_abs`, `accuracy_float`/`accuracy`
     (0..1, with labels) and `top1_drop` (percentage points).
+    `method_selection` says how `method` was chosen: `{"mode": "explicit"}`, or for "auto"
+    `{"mode": "auto", "chosen", "criterion", "data", "held_out", "samples", "candidates":
+    [{"method", "top1_agreement", "cosine", "sqnr_db", "max_abs", "score", ...}], "seconds"}`
+    (or `"skipped"` with the reason when there was no data to compare on).
     """
 
     path: Path
@@ -47,6 +51,7 @@ class QuantizeResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    method_selection: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,7 @@ class QuantizeResult:
             "metrics": dict(self.metrics),
             "warnings": list(self.warnings),
             "details": dict(self.details),
+            "method_selection": dict(self.method_selection),
         }
 
     @classmethod
@@ -77,6 +83,7 @@ class QuantizeResult:
             metrics=dict(data.get("metrics", {})),
             warnings=list(data.get("warnings", [])),
             details=dict(data.get("details", {})),
+            method_selection=dict(data.get("method_selection", {})),
         )
 
     def float_reasons(self) -> dict[str, str]:

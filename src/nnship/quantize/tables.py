@@ -38,10 +38,18 @@ def _pair(value: Any) -> tuple[float, float]:
 
 
 def table_ranges(
-    table: RangeTable, method: str, *, percentile: float, symmetric: bool, extreme: float
+    table: RangeTable,
+    method: str,
+    *,
+    percentile: float,
+    symmetric: bool,
+    extreme: float,
+    applied: dict[str, str] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """{tensor: (lo, hi)} from `table` for `method`; NaN anywhere is a `CalibrationError`.
-    Tensors whose |x| reaches `extreme` are left to `degenerate` to report."""
+    Tensors whose |x| reaches `extreme` are left to `degenerate` to report. `applied`, when
+    given, receives tensor -> the method really applied wherever that is not `method` (e.g.
+    "mse (entropy rejected: ...)", from `TensorRange.method`)."""
     try:
         try:
             raw = table.ranges(method, percentile=percentile, symmetric=symmetric, extreme=extreme)
@@ -50,6 +58,11 @@ def table_ranges(
     except (ValueError, KeyError, NnshipError) as exc:
         raise QuantizationError(f"Calibration table cannot give '{method}' ranges: {exc}") from exc
     out = {name: _pair(v) for name, v in dict(raw).items()}
+    if applied is not None:
+        for name, value in dict(raw).items():
+            label = getattr(value, "method", method)
+            if label != method:
+                applied[name] = str(label)
     for name, (lo, hi) in out.items():
         if math.isnan(lo) or math.isnan(hi):
             raise CalibrationError(
