@@ -31,7 +31,7 @@ def identity_transforms(monkeypatch):
 
 def test_on_applies_equalization(identity_transforms, cnn_path, cnn_data, tmp_path):
     data = ArrayData(cnn_data)
-    cfg = make_config(equalization="on", smoothing="off")
+    cfg = make_config(equalization="on", smoothing="off", bias_correction="off")
     res = quantize(cnn_path, tmp_path / "q.onnx", cfg, calib_data=data, eval_data=data)
     assert identity_transforms == ["equalization"]
     assert [t["name"] for t in res.applied_transforms] == ["equalization"]
@@ -41,7 +41,8 @@ def test_auto_keeps_a_transform_only_when_it_helps(
     identity_transforms, cnn_path, cnn_data, tmp_path
 ):
     data = ArrayData(cnn_data)
-    res = quantize(cnn_path, tmp_path / "q.onnx", make_config(), calib_data=data, eval_data=data)
+    cfg = make_config(bias_correction="off")  # tested in test_bias_correction_step.py
+    res = quantize(cnn_path, tmp_path / "q.onnx", cfg, calib_data=data, eval_data=data)
     assert identity_transforms == ["equalization"]  # the CNN has a depthwise conv, no MatMul
     assert res.applied_transforms == []
     considered = {t["name"]: t for t in res.details["transforms_considered"]}

@@ -101,6 +101,8 @@ class QuantizeConfig(BaseModel):
     - `equalization` / `smoothing`: cross-layer equalization (depthwise CNNs) and SmoothQuant
       (transformers); "auto" (default) applies each only when it measurably helps on the
       evaluation data, "on" always, "off" never. `smoothing_alpha` defaults to 0.5.
+    - `bias_correction`: empirical bias correction of the quantized model (Nagel et al. 2019,
+      section 4.2) from calibration data, the last step; same "auto"/"on"/"off" rule.
     - `extreme_range`: activations whose calibrated |min| or |max| reaches this (default 1e4)
       stay in float (e.g. attention-mask biases built from the float32 minimum).
     - `keep_io_types`: FP16 keeps float32 inputs/outputs (default True).
@@ -128,6 +130,7 @@ class QuantizeConfig(BaseModel):
     sensitivity_samples: int = Field(default=64, gt=0)
     equalization: Toggle = "auto"
     smoothing: Toggle = "auto"
+    bias_correction: Toggle = "auto"
     smoothing_alpha: float = Field(default=0.5, ge=0, le=1)
     extreme_range: float = Field(default=1e4, gt=0)
     keep_io_types: bool = True

@@ -320,6 +320,15 @@ class _Int8Job:
                 latency_batch=self._latency_batch(),
             )
             qmodel, plan, metrics, reverted = fb.model, fb.placement, fb.metrics, fb.reverted
+        # Last, because it corrects the biases of the exact quantized graph that ships (the
+        # fallback rebuilds the graph, which would drop a correction made earlier).
+        correction = self._try_bias_correction(model, qmodel, metrics)
+        if correction is not None:
+            record, accepted = correction
+            self.details.setdefault("transforms_considered", []).append(record)
+            if accepted is not None:
+                applied.append(record)
+                qmodel, metrics = accepted
         result = QuantizeResult(
             path=Path(),
             precision="int8",
@@ -397,6 +406,35 @@ class _Int8Job:
             record["applied"] = True
             record["decision"] = "on" if mode == "on" else "applied: measurably helps"
             return record, (new_model, new_table, new_candidate, new_q, new_plan, new_metrics)
+        record["decision"] = "not applied: no measurable gain on the evaluation data"
+        return record, None
+
+    def _try_bias_correction(
+        self, model: onnx.ModelProto, qmodel: onnx.ModelProto, metrics: dict[str, float] | None
+    ) -> tuple[dict[str, Any], tuple | None] | None:
+        mode = self.config.bias_correction
+        if mode == "off":
+            return None
+        record: dict[str, Any] = {"name": "bias_correction", "mode": mode, "applied": False}
+        skip = None
+        if self.calib_data is None:
+            skip = "needs calibration data"
+        elif mode == "auto" and metrics is None:
+            skip = "auto needs evaluation data to show it helps"
+        elif not transforms.transform_available("correct_bias"):
+            skip = "nnship.calibration.correct_bias is not available"
+        if skip is not None:
+            if mode == "on":
+                raise QuantizationError(f"bias_correction=on cannot run: {skip}")
+            record["skipped"] = skip
+            return record, None
+        corrected, report = transforms.correct_bias(model, qmodel, self.calib_data)
+        new_metrics = self._metrics(corrected)
+        record.update(report=report, metrics_without=metrics, metrics_with=new_metrics)
+        if mode == "on" or _helps(metrics, new_metrics):
+            record["applied"] = True
+            record["decision"] = "on" if mode == "on" else "applied: measurably helps"
+            return record, (corrected, new_metrics)
         record["decision"] = "not applied: no measurable gain on the evaluation data"
         return record, None
 

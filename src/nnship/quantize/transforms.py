@@ -77,3 +77,11 @@ def transform_available(name: str) -> bool:
         return True
     except QuantizationError:
         return False
+
+
+def correct_bias(
+    float_model: onnx.ModelProto, quant_model: onnx.ModelProto, data: Any
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Empirical bias correction (Nagel et al. 2019, section 4.2) via `nnship.calibration`."""
+    out, report = _load("correct_bias")(float_model, quant_model, data)
+    return out, _report_dict(report)
