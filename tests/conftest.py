@@ -38,6 +38,7 @@ def trained_digits_cnn(tmp_path_factory, digits_splits) -> Path:
     from nnship.models.train import train_classifier
 
     train, _ = digits_splits
+    torch.manual_seed(0)  # the initial weights too: torch seeds itself randomly per process
     model = train_classifier(digits_cnn(width=8), train, epochs=3, seed=0)
     path = tmp_path_factory.mktemp("models") / "digits_cnn.pt"
     torch.save(model.state_dict(), path)

@@ -60,8 +60,8 @@ def run_compress(pipeline: Pipeline, loaded: Any, train: DataSource | None) -> A
         from nnship.compress import prune
 
         key = {**key, "prune": recipe.prune.model_dump(mode="json")}
-        if recipe.prune.importance == "taylor":
-            key["data"] = pipeline.data_key(train)
+        if recipe.prune.importance == "taylor" or recipe.prune.recalibrate_bn:
+            key["data"] = pipeline.data_key(train)  # Taylor scores, BatchNorm recalibration
         path = stage_dir / "model.pruned.pt2"
         stamp, found = pipeline._stamp(stage_dir, "prune", key)
         if found is None:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from nnship.cli.main import main
+from nnship.sources.models import load_model
 
 MODEL = ["nnship.models:digits_cnn", "--factory-arg", "width=8", "--input", "x:1x1x8x8"]
 
@@ -40,6 +41,7 @@ def test_prune_then_distill(tmp_path, trained_digits_cnn, digits_npz, capsys):
     assert data["params_after"] < data["params_before"] and data["flops_ratio"] < 1
     assert set(data["eval"]["pruned"]) == {"accuracy", "agreement"}
     assert "parameters" in out and "FLOPs" in out and "latency" in out
+    assert data["recalibrated_bn"] == ["features.1", "features.5"] and "recalibrated" in out
     code = main(
         ["distill", "--teacher", *MODEL, "--teacher-weights", str(trained_digits_cnn),
          "--student", str(pruned), "--data", str(digits_npz["calibration"]), "--epochs", "2",
@@ -48,3 +50,5 @@ def test_prune_then_distill(tmp_path, trained_digits_cnn, digits_npz, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert student.is_file() and "agreement with the teacher" in out
+    assert "validation accuracy: teacher" in out  # the data has labels
+    assert load_model(student).input_specs[0].shape == ("batch", 1, 8, 8)

@@ -124,3 +124,18 @@ def test_iterative_schedule_reaches_the_ratio(teacher, unlabeled):
     )
     last = result.distill_steps[-1]
     assert last.agreement_after > last.agreement_before
+
+
+def test_labels_report_teacher_and_student_accuracy(teacher, digits_splits):
+    train, _ = digits_splits
+    labeled = ArrayData({"x": train.inputs["x"][:128]}, train.labels[:128])
+    config = DistillConfig(**(FAST | {"epochs": 2, "val_fraction": 0.25}))
+    result = distill(teacher, _student(teacher), labeled, config)
+    assert result.teacher_accuracy is not None and result.teacher_accuracy > 0.6
+    assert result.accuracy_after is not None and result.accuracy_before is not None
+    assert all(h.val_accuracy is not None for h in result.history)
+    assert result.to_dict()["teacher_accuracy"] == result.teacher_accuracy
+    # without labels there is nothing to measure accuracy against
+    unlabeled = ArrayData({"x": train.inputs["x"][:128]})
+    blind = distill(teacher, _student(teacher), unlabeled, DistillConfig(**(FAST | {"epochs": 1})))
+    assert blind.teacher_accuracy is None and blind.history[0].val_accuracy is None

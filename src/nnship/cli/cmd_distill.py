@@ -11,11 +11,12 @@ examples:
   nnship distill --teacher my_pkg.models:net --student pruned.pt2 --data train.npz \\
       --input x:1x3x224x224 --epochs 5 -o student.pt2
   nnship distill --teacher net.pt2 --student pruned.pt2 --data train.npz --val-data val.npz \\
-      --label-weight 0.5 --checkpoint distill.ckpt --resume -o student.pt2
+      --label-weight 1.0 --checkpoint distill.ckpt --resume -o student.pt2
 
 The data needs no labels: the loss is the KL divergence to the teacher's softened outputs
-(temperature T, scaled by T^2). With labels and --label-weight > 0 a cross-entropy term is
-added. The best epoch on the validation split is kept.
+(temperature T, scaled by T^2). When the data has labels, --label-weight (default 0.5) times the
+cross-entropy is added, and the teacher's and the student's accuracy are reported. The best
+epoch on the validation split is kept.
 """
 
 
@@ -50,7 +51,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow unpickling (only for files you trust)")  # fmt: skip
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=5, help="default 5")
+    train.add_argument("--epochs", type=int, default=8, help="default 8")
     train.add_argument("--batch-size", type=int, default=32, help="default 32")
     train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     train.add_argument("--schedule", choices=["cosine", "constant", "onecycle"], default="cosine",
@@ -60,8 +61,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     train.add_argument("--output-loss", choices=["kl", "mse"], default="kl",
                        help="kl for logits (default), mse for embeddings/regression")  # fmt: skip
-    train.add_argument("--label-weight", type=float, default=0.0,
-                       help="weight of cross-entropy on labels (default 0: teacher only)")  # fmt: skip
+    train.add_argument("--label-weight", type=float, default=0.5,
+                       help="weight of cross-entropy on labels, used when --data has labels "
+                       "(default 0.5; 0 = teacher only)")  # fmt: skip
     train.add_argument("--feature-layer", action="append", default=[], metavar="NAME",
                        help="also match this layer's output (FitNets; repeatable)")  # fmt: skip
     train.add_argument("--feature-weight", type=float, default=1.0, help="default 1.0")
@@ -166,11 +168,15 @@ def _pct(value: float | None) -> str:
 def _print_report(report: dict[str, Any]) -> None:
     print(f"wrote {report['output']}  (student {report['student_params']:,} parameters, "
           f"teacher {report['teacher_params']:,})")  # fmt: skip
-    print("  epoch  train loss  val loss  val agreement  lr")
+    print("  epoch  train loss  val loss  val agreement  val accuracy  lr")
     for h in report["history"]:
         mark = " *" if h["epoch"] == report["best_epoch"] else ""
         print(f"  {h['epoch']:>5}  {h['train_loss']:>10.4f}  {h['val_loss']:>8.4f}  "
-              f"{_pct(h['val_agreement']):>13}  {h['lr']:.2e}{mark}")  # fmt: skip
+              f"{_pct(h['val_agreement']):>13}  {_pct(h.get('val_accuracy')):>12}  "
+              f"{h['lr']:.2e}{mark}")  # fmt: skip
     stop = ", stopped early" if report["stopped_early"] else ""
     print(f"  best epoch {report['best_epoch']}{stop}; top-1 agreement with the teacher "
           f"{_pct(report['agreement_before'])} -> {_pct(report['agreement_after'])}")  # fmt: skip
+    if report.get("teacher_accuracy") is not None:
+        print(f"  validation accuracy: teacher {_pct(report['teacher_accuracy'])}, student "
+              f"{_pct(report['accuracy_before'])} -> {_pct(report['accuracy_after'])}")  # fmt: skip

@@ -5,6 +5,8 @@ Public surface (see docs/pruning.md):
 - `distill(teacher, student, data, config, *, val_data=None, keep_zeros=False) -> DistillResult`
 - `compress(module, example_inputs, prune_config, distill_config=None, *, data=None,
   val_data=None) -> CompressResult` (the iterative prune -> distill schedule)
+- `recalibrate_batchnorm(module, data, *, max_samples=256, batch_size=32) -> [layer names]`
+  (what `prune()` runs after pruning when it gets data)
 - `PruneConfig`, `DistillConfig` (the recipe's [prune] / [distill] sections)
 - `count_parameters`, `count_flops`, `torch_latency_ms`
 """
@@ -18,6 +20,7 @@ from nnship.compress.flops import (
     torch_latency_ms,
 )
 from nnship.compress.prune import GroupChange, PruneResult, prune
+from nnship.compress.recalibrate import recalibrate_batchnorm
 from nnship.compress.schedule import CompressResult, compress
 
 __all__ = [
@@ -34,5 +37,6 @@ __all__ = [
     "count_parameters",
     "distill",
     "prune",
+    "recalibrate_batchnorm",
     "torch_latency_ms",
 ]

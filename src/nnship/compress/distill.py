@@ -43,6 +43,8 @@ class EpochStats:
     val_agreement: float | None
     """Top-1 agreement with the teacher on the validation split (0..1); None if not a classifier."""
     lr: float
+    val_accuracy: float | None = None
+    """Top-1 accuracy against the labels on the validation split (0..1); None without labels."""
 
 
 @dataclass
@@ -58,6 +60,12 @@ class DistillResult:
     agreement_before: float | None = None
     """Student/teacher top-1 agreement on the validation split before training (0..1)."""
     agreement_after: float | None = None
+    teacher_accuracy: float | None = None
+    """The teacher's top-1 accuracy on the validation split's labels (0..1): the ceiling the
+    student is measured against; None without labels."""
+    accuracy_before: float | None = None
+    """The student's top-1 accuracy on the validation labels before / after training (0..1)."""
+    accuracy_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +76,9 @@ class DistillResult:
             "resumed_from_epoch": self.resumed_from_epoch,
             "agreement_before": self.agreement_before,
             "agreement_after": self.agreement_after,
+            "teacher_accuracy": self.teacher_accuracy,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
         }
 
 
@@ -110,6 +121,14 @@ def _agreement(student_out: Tensors, teacher_out: Tensors) -> tuple[int, int] | 
     return int((s.argmax(-1) == t.argmax(-1)).sum()), len(s)
 
 
+def _accuracy(outputs: Tensors, labels: torch.Tensor | None) -> float | None:
+    """Top-1 accuracy (0..1) of the first output against `labels`; None if not applicable."""
+    logits = next(iter(outputs.values()), None) if outputs else None
+    if labels is None or logits is None or logits.ndim != 2 or len(labels) != len(logits):
+        return None
+    return float((logits.argmax(-1) == labels).float().mean())
+
+
 def _batches(tensors: Tensors, index: torch.Tensor, size: int):
     for start in range(0, len(index), size):
         idx = index[start : start + size]
@@ -127,19 +146,27 @@ def _teacher_outputs(teacher: nn.Module, inputs: Tensors, batch_size: int) -> Te
 
 
 @torch.no_grad()
-def _evaluate(student, inputs, teacher_out, labels, config, matcher) -> tuple[float, float | None]:
+def _evaluate(
+    student, inputs, teacher_out, labels, config, use_labels: bool
+) -> tuple[float, float | None, float | None]:
+    """(loss, top-1 agreement with the teacher, top-1 accuracy on `labels`) on a split; the loss
+    includes the label term only when `use_labels`."""
     _set_train(student, False)
     n = len(next(iter(inputs.values())))
-    total, agree, count = 0.0, 0, 0
+    total, agree, count, correct, scored = 0.0, 0, 0, 0.0, 0
     for idx, batch in _batches(inputs, torch.arange(n), config.batch_size):
         out = flatten_outputs(student(**batch))
         t_out = {k: v[idx] for k, v in teacher_out.items()}
-        loss = _loss(out, t_out, None if labels is None else labels[idx], config)
+        batch_labels = None if labels is None else labels[idx]
+        loss = _loss(out, t_out, batch_labels if use_labels else None, config)
         total += float(loss) * len(idx)
         hit = _agreement(out, t_out)
         if hit is not None:
             agree, count = agree + hit[0], count + hit[1]
-    return total / n, (agree / count if count else None)
+        acc = _accuracy(out, batch_labels)
+        if acc is not None:
+            correct, scored = correct + acc * len(idx), scored + len(idx)
+    return total / n, (agree / count if count else None), (correct / scored if scored else None)
 
 
 def _split(n: int, config: DistillConfig, generator: torch.Generator):
@@ -170,7 +197,8 @@ def distill(
     keep_zeros: bool = False,
 ) -> DistillResult:
     """Train `student` (in place) to match `teacher` on `data`; returns the best-validation
-    student. Labels in `data` are used only when `config.label_weight > 0`.
+    student. Labels in `data` enter the loss when `config.label_weight > 0` (default 0.5) and
+    always measure the teacher's and the student's validation accuracy.
 
     `val_data`: validation set (default: `config.val_fraction` of `data`, seeded split).
     `keep_zeros`: weights that are exactly zero before training stay zero (fine-tuning an
@@ -194,8 +222,9 @@ def distill(
         train_idx, val_idx = _split(n, config, generator)
         val_inputs = {k: v[val_idx] for k, v in inputs.items()}
         val_labels = None if labels is None else labels[val_idx]
-    if labels is not None and not config.label_weight:
-        labels = val_labels = None
+    # Labels always measure accuracy (teacher and student); they enter the loss only with
+    # label_weight > 0.
+    use_labels = labels is not None and config.label_weight > 0
     teacher.eval()
     probe = {k: v[:2] for k, v in inputs.items()}
     _set_train(student, False)
@@ -218,9 +247,10 @@ def distill(
 
     result = DistillResult(student=student, config=config)
     if has_val:
-        result.agreement_before = _evaluate(
-            student, val_inputs, teacher_val, val_labels, config, matcher
-        )[1]
+        result.teacher_accuracy = _accuracy(teacher_val, val_labels)
+        _, result.agreement_before, result.accuracy_before = _evaluate(
+            student, val_inputs, teacher_val, val_labels, config, use_labels
+        )
     state: dict[str, Any] = {
         "epoch": 0,
         "best_loss": float("inf"),
@@ -241,7 +271,8 @@ def distill(
             for idx, batch in _batches(inputs, order, config.batch_size):
                 out = flatten_outputs(student(**batch))
                 t_out = {k: v[idx] for k, v in teacher_train.items()}
-                loss = _loss(out, t_out, None if labels is None else labels[idx], config)
+                batch_labels = labels[idx] if use_labels and labels is not None else None
+                loss = _loss(out, t_out, batch_labels, config)
                 if matcher is not None:
                     loss = loss + config.feature_weight * matcher.loss(batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -257,12 +288,12 @@ def distill(
             lr = optimizer.param_groups[0]["lr"]
             train_loss = total / max(len(train_idx), 1)
             if has_val:
-                val_loss, agree = _evaluate(
-                    student, val_inputs, teacher_val, val_labels, config, matcher
+                val_loss, agree, acc = _evaluate(
+                    student, val_inputs, teacher_val, val_labels, config, use_labels
                 )
             else:
-                val_loss, agree = train_loss, None
-            result.history.append(EpochStats(epoch + 1, train_loss, val_loss, agree, lr))
+                val_loss, agree, acc = train_loss, None, None
+            result.history.append(EpochStats(epoch + 1, train_loss, val_loss, agree, lr, acc))
             info = f"loss {train_loss:.4f} val {val_loss:.4f}"
             progress.update(task, info=info + (f" agree {agree:.1%}" if agree is not None else ""))
             log.debug("distill epoch %d: %s", epoch + 1, info)
@@ -283,9 +314,9 @@ def distill(
         student.load_state_dict(state["best_state"])
     result.best_epoch = int(state.get("best_epoch", state["epoch"]))
     if has_val:
-        result.agreement_after = _evaluate(
-            student, val_inputs, teacher_val, val_labels, config, matcher
-        )[1]
+        _, result.agreement_after, result.accuracy_after = _evaluate(
+            student, val_inputs, teacher_val, val_labels, config, use_labels
+        )
     if matcher is not None:
         matcher.close()
     _set_train(student, False)

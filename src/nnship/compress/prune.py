@@ -23,6 +23,7 @@ from nnship.compress.config import PruneConfig
 from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
 from nnship.compress.graph import ChannelGroup
 from nnship.compress.importance import group_scores
+from nnship.compress.recalibrate import batchnorm_layers, recalibrate_batchnorm
 from nnship.compress.structured import apply_plan, plan_global, plan_uniform
 from nnship.compress.trace import ExampleInputs, as_input_dict
 from nnship.compress.unstructured import PRUNABLE, magnitude_prune, two_four_prune
@@ -60,6 +61,11 @@ class PruneResult:
     skipped: dict[str, str] = field(default_factory=dict)
     """Group (named by its first producing layer) or layer -> why it was not pruned."""
     protected: list[str] = field(default_factory=list)
+    recalibrated: list[str] = field(default_factory=list)
+    """BatchNorm layers whose running statistics were re-estimated on the data after pruning."""
+    stale_batchnorm: bool = False
+    """True when the model has BatchNorm layers that kept their pre-pruning statistics (no data
+    given, or `recalibrate_bn = false`): expect low accuracy until distillation."""
 
     @property
     def param_ratio(self) -> float:
@@ -97,6 +103,8 @@ class PruneResult:
             "layer_sparsity": dict(self.layer_sparsity),
             "skipped": dict(self.skipped),
             "protected": list(self.protected),
+            "recalibrated_bn": list(self.recalibrated),
+            "stale_batchnorm": self.stale_batchnorm,
         }
 
 
@@ -214,8 +222,10 @@ def prune(
     `example_inputs`: keyword inputs of `forward` (dict of tensors/arrays, or a tensor/tuple in
     positional order); used for tracing, FLOPs and the final check. `data`: needed for Taylor
     importance (labels are used when present, else `teacher`'s outputs, else the model's own
-    top-1). Raises `CompressionError` for untraceable models, unknown layer names, or a pruned
-    model that no longer runs.
+    top-1); when given, BatchNorm statistics are re-estimated on its first
+    `config.max_samples` samples after pruning (`config.recalibrate_bn`, default on).
+    Raises `CompressionError` for untraceable models, unknown layer names, or a pruned model
+    that no longer runs.
     """
     config = config or PruneConfig()
     inputs = as_input_dict(module, example_inputs)
@@ -241,6 +251,12 @@ def prune(
         _prune_structured(model, inputs, config, data, teacher, result)
     else:
         _prune_weights(model, config, result)
+    if data is not None and config.recalibrate_bn:
+        result.recalibrated = recalibrate_batchnorm(
+            model, data, max_samples=config.max_samples, batch_size=config.batch_size
+        )
+    else:
+        result.stale_batchnorm = bool(batchnorm_layers(model))
     try:
         after = _output_shapes(model, inputs)
     except Exception as exc:

@@ -67,12 +67,32 @@ def _forward_params(module: nn.Module) -> list[str]:
     return [p.name for p in params if p.kind in kinds]
 
 
+def _star_dims(module: nn.Module, per_input: list[dict]) -> dict[str, Any] | None:
+    """`dynamic_shapes` by parameter name when `forward` takes `*args`: torch.export matches
+    them to forward's signature, so the inputs `*args` collects need one nested tuple under
+    its name. None when forward has no `*args`."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    named = [p.name for p in params if p.kind in kinds]
+    star = next((p.name for p in params if p.kind == inspect.Parameter.VAR_POSITIONAL), None)
+    if star is None:
+        return None
+    dims: dict[str, Any] = dict(zip(named, per_input))
+    dims[star] = tuple(per_input[len(named) :])
+    return dims
+
+
 def _export(module: nn.Module, tensors: dict[str, torch.Tensor], by_keyword: bool, dynamic: bool):
     dims: Any = None
     if dynamic:
         batch = torch.export.Dim("batch", min=1)
         per_input = [{0: batch} for _ in tensors]
         dims = dict(zip(tensors, per_input)) if by_keyword else tuple(per_input)
+        if not by_keyword:
+            dims = _star_dims(module, per_input) or dims
     if by_keyword:
         return torch.export.export(module, (), kwargs=tensors, dynamic_shapes=dims)
     return torch.export.export(module, tuple(tensors.values()), dynamic_shapes=dims)
@@ -95,6 +115,13 @@ def save_pt2(
     module.eval()
     names = list(example_inputs)
     by_keyword = set(names) <= set(_forward_params(module))
+    if isinstance(module, ExportedModule) and set(names) == set(module.input_names):
+        # Re-saving a loaded program (e.g. a distilled .pt2 student): export its graph module
+        # with the program's own calling convention; the wrapper's forward(*args, **kwargs)
+        # would hide the input names from torch.export.
+        names, by_keyword = list(module.input_names), module.by_keyword
+        example_inputs = {n: example_inputs[n] for n in names}
+        module = module.graph_module
     arrays = {n: np.ascontiguousarray(a) for n, a in example_inputs.items()}
     sizes = {a.shape[0] if a.ndim else None for a in arrays.values()}
     dynamic = dynamic_batch and len(sizes) == 1 and None not in sizes

@@ -1,0 +1,71 @@
+"""BatchNorm recalibration: re-estimate running statistics after pruning.
+
+Removing channels changes what every later BatchNorm sees, so its stored running mean/variance
+no longer describe its input and the pruned model's accuracy collapses (often to chance) even
+though its weights are fine. Re-estimating the statistics on a few batches of data, without any
+gradient step, restores most of it (the "adaptive BN" step of EagleEye, Li et al. 2020; the
+same as `torch.optim.swa_utils.update_bn`, which this mirrors but for keyword inputs and
+without touching dropout).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from nnship.compress._data import load_arrays
+from nnship.core import DataSource
+
+log = logging.getLogger(__name__)
+
+
+def batchnorm_layers(module: nn.Module) -> dict[str, nn.modules.batchnorm._BatchNorm]:
+    """Named BatchNorm layers of `module` that track running statistics."""
+    return {
+        name: m
+        for name, m in module.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    }
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    module: nn.Module,
+    data: DataSource,
+    *,
+    max_samples: int = 256,
+    batch_size: int = 32,
+) -> list[str]:
+    """Re-estimate the running mean/variance of every BatchNorm of `module` (in place) from the
+    first `max_samples` samples of `data` (default 256), `batch_size` (default 32) at a time.
+
+    Only the BatchNorm layers run in train mode, with `momentum=None` (a cumulative average
+    over the batches: the result does not depend on the old statistics); dropout and everything
+    else stay in eval mode, no gradient is computed and no weight changes. Modules that cannot
+    change mode (a loaded `.pt2` program) are left as they are. Returns the names of the
+    recalibrated layers (empty when there are none). `module` is left in eval mode.
+    """
+    layers = batchnorm_layers(module)
+    if not layers:
+        return []
+    inputs, _ = load_arrays(data, max_samples=max_samples)
+    saved = {name: (bn.momentum, bn.training) for name, bn in layers.items()}
+    module.eval()
+    try:
+        for bn in layers.values():
+            bn.reset_running_stats()
+            bn.momentum = None
+            bn.train()
+        n = len(next(iter(inputs.values())))
+        for start in range(0, n, batch_size):
+            if n - start < 2 and start > 0:
+                break  # a batch of one sample has no variance over the batch axis
+            module(**{k: v[start : start + batch_size] for k, v in inputs.items()})
+    finally:
+        for name, bn in layers.items():
+            bn.momentum, _ = saved[name]
+            bn.eval()
+    log.info("recalibrated %d BatchNorm layers on %d samples", len(layers), min(n, max_samples))
+    return list(layers)
