@@ -30,7 +30,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/quantization.py
 	$(PY) bench/backends.py
-	$(PY) bench/pruning.py
+	$(PY) bench/pruning.py --config reference
+	$(PY) bench/calibration_memory.py
+	$(PY) bench/bias_correction.py
+	$(PY) bench/latency_crosscheck.py
+	$(PY) bench/export.py
 
 clean:
 	rm -rf build .pytest_cache
