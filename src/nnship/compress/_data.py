@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 from torch import nn
 
+from nnship.backends.torch_runner import flatten_outputs  # noqa: F401  (one naming rule, shared with export)
 from nnship.compress.trace import forward_parameters
 from nnship.core import DataSource
 from nnship.errors import CompressionError, DataError
@@ -70,26 +69,6 @@ def load_arrays(
     if labels and sum(len(x) for x in labels) == count:
         label_tensor = torch.from_numpy(np.concatenate(labels).astype(np.int64))
     return tensors, label_tensor
-
-
-def flatten_outputs(output: object, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Name a model's outputs like nnship's ONNX export: one tensor "output", a tuple
-    "output_0", "output_1", ..., a dict keeps its keys (nested containers join with ".")."""
-    if isinstance(output, torch.Tensor):
-        return {prefix or "output": output}
-    if isinstance(output, Mapping):
-        out: dict[str, torch.Tensor] = {}
-        for key, value in output.items():
-            out.update(flatten_outputs(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(output, list | tuple):
-        out = {}
-        for i, value in enumerate(output):
-            out.update(flatten_outputs(value, f"{prefix}.{i}" if prefix else f"output_{i}"))
-        return out
-    if output is None:
-        return {}
-    raise CompressionError(f"Model output of type {type(output).__name__} is not a tensor")
 
 
 def check_same_outputs(teacher: dict[str, torch.Tensor], student: dict[str, torch.Tensor]) -> None:
