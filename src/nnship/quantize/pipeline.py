@@ -401,12 +401,8 @@ class _Int8Job:
         record["report"] = report
         record["metrics_without"] = metrics
         record["metrics_with"] = new_metrics
-        helps = _helps(metrics, new_metrics)
-        if mode == "on" or helps:
-            record["applied"] = True
-            record["decision"] = "on" if mode == "on" else "applied: measurably helps"
+        if _decide(record, mode, metrics, new_metrics):
             return record, (new_model, new_table, new_candidate, new_q, new_plan, new_metrics)
-        record["decision"] = "not applied: no measurable gain on the evaluation data"
         return record, None
 
     def _try_bias_correction(
@@ -431,12 +427,25 @@ class _Int8Job:
         corrected, report = transforms.correct_bias(model, qmodel, self.calib_data)
         new_metrics = self._metrics(corrected)
         record.update(report=report, metrics_without=metrics, metrics_with=new_metrics)
-        if mode == "on" or _helps(metrics, new_metrics):
-            record["applied"] = True
-            record["decision"] = "on" if mode == "on" else "applied: measurably helps"
+        if _decide(record, mode, metrics, new_metrics):
             return record, (corrected, new_metrics)
-        record["decision"] = "not applied: no measurable gain on the evaluation data"
         return record, None
+
+
+def _decide(
+    record: dict[str, Any],
+    mode: str,
+    before: dict[str, float] | None,
+    after: dict[str, float] | None,
+) -> bool:
+    """Whether a transform is kept ("on", or "auto" when it measurably helps); records the
+    decision in `record`."""
+    if mode == "on" or _helps(before, after):
+        record["applied"] = True
+        record["decision"] = "on" if mode == "on" else "applied: measurably helps"
+        return True
+    record["decision"] = "not applied: no measurable gain on the evaluation data"
+    return False
 
 
 def _helps(before: dict[str, float] | None, after: dict[str, float] | None) -> bool:
