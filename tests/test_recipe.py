@@ -200,7 +200,7 @@ def test_printed_toml_reads_back_to_the_same_recipe():
 
 
 def test_unavailable_stage_section_is_refused_with_the_reason():
-    from nnship.recipe_sections import _unavailable
+    from nnship.recipe.sections import _unavailable
 
     placeholder = _unavailable("prune", "nnship.compress.config")
     assert placeholder().model_dump() == {}

@@ -211,7 +211,7 @@ def report(path: str | Path, *, format: str = "markdown") -> str:  # noqa: A002
     if format == "json":
         return loaded.to_json()
     if format == "html":
-        from nnship.validate.html import render_html
+        from nnship.validate.render.html import render_html
 
         return render_html(loaded)
     raise ReportError(f"Unknown report format '{format}'; choose markdown, json or html")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nnship.errors import ReportError
-from nnship.validate.html import render_html, render_report_files, write_html
+from nnship.validate.render.html import render_html, render_report_files, write_html
 from nnship.validate.report import (
     ClassificationMetrics,
     GateVerdict,

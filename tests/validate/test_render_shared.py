@@ -7,9 +7,9 @@ from _validate_helpers import classification_data, linear_classifier
 from rich.console import Console
 
 from nnship.validate import LatencyConfig, ValidateConfig, validate
-from nnship.validate.html import render_html
-from nnship.validate.render_markdown import DRIFT_COLUMNS, drift_table, latency_cells
-from nnship.validate.render_terminal import print_latency
+from nnship.validate.render.html import render_html
+from nnship.validate.render.cells import DRIFT_COLUMNS, drift_table, latency_cells
+from nnship.validate.render.terminal import print_latency
 
 
 def test_drift_and_latency_cells_are_the_same_in_every_view() -> None:

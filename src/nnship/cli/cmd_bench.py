@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from nnship.validate.bench import bench
     from nnship.validate.commands import parse_backend_options
     from nnship.validate.config import LatencyConfig
-    from nnship.validate.render_markdown import fmt
-    from nnship.validate.render_terminal import print_latency
+    from nnship.validate.render.cells import fmt
+    from nnship.validate.render.terminal import print_latency
     from nnship.validate.report import summarize_errors
 
     overrides = latency_overrides(args)

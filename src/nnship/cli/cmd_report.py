@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnship.validate.html import render_report_files
+    from nnship.validate.render.html import render_report_files
 
     report = render_report_files(args.report, html=args.html, markdown=args.markdown)
     if args.html is None and args.markdown is None:

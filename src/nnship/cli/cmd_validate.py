@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from nnship.validate.commands import parse_backend_options, validate_models
-    from nnship.validate.render_terminal import print_report
+    from nnship.validate.render.terminal import print_report
 
     config = build_config(args)
     report = validate_models(

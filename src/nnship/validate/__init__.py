@@ -20,7 +20,7 @@ from nnship.validate.environment import Environment, capture_environment
 from nnship.validate.gates import check_gates
 from nnship.validate.latency import latency_batch, measure_latency, timed_load, track_memory
 from nnship.validate.outputs import OutputRecorder, SavedOutputs, SavedOutputsRunner, save_outputs
-from nnship.validate.render_terminal import print_latency, print_report
+from nnship.validate.render.terminal import print_latency, print_report
 from nnship.validate.report import (
     SCHEMA_VERSION,
     GateVerdict,

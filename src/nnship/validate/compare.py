@@ -95,7 +95,7 @@ class Comparison(BaseModel):
         return {**self.model_dump(mode="json"), "passed": self.passed}
 
     def to_markdown(self) -> str:
-        from nnship.validate.render_markdown import fmt
+        from nnship.validate.render.cells import fmt
 
         icon = "✅ passed" if self.passed else "❌ regression"
         lines = [

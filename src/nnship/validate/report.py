@@ -224,7 +224,7 @@ class Report(_Model):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_markdown(self) -> str:
-        from nnship.validate.render_markdown import report_markdown
+        from nnship.validate.render.cells import report_markdown
 
         return report_markdown(self)
 

@@ -17,7 +17,7 @@ from nnship.errors import RecipeError
 from nnship.fileio import sha256_file
 
 if TYPE_CHECKING:
-    from nnship.build_pipeline import Pipeline
+    from nnship.build.pipeline import Pipeline
 
 log = logging.getLogger("nnship.build")
 

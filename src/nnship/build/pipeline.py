@@ -13,7 +13,7 @@ from typing import Any
 
 import nnship
 from nnship.build import BuildResult
-from nnship.build_cache import StageStamp, stable_hash
+from nnship.build.cache import StageStamp, stable_hash
 from nnship.core import Artifact, DataSource, TensorSpec, example_batch
 from nnship.errors import RecipeError
 from nnship.fileio import sha256_file
@@ -104,7 +104,7 @@ class Pipeline:
                 f"{self.name}: {section} needs a PyTorch model, but [model] source "
                 f"'{recipe.model.source}' is an ONNX file"
             )
-        from nnship.build_compress import run_compress
+        from nnship.build.stages.compress import run_compress
 
         return run_compress(self, loaded, train)
 
@@ -205,7 +205,7 @@ class Pipeline:
         if self.recipe.quantize is None:
             self.stages["calibration"] = self.stages["quantize"] = "skipped"
             return onnx_for
-        from nnship.build_quantize import run_quantize
+        from nnship.build.stages.quantize import run_quantize
 
         onnx_for.update(run_quantize(self, float_onnx, targets, calib, evaluation))
         order = ["fp32", *self.recipe.quantize.precisions]
@@ -286,7 +286,7 @@ class Pipeline:
         evaluation: DataSource,
         artifacts: list[tuple[Artifact, dict[str, Any]]],
     ) -> Any:
-        from nnship.build_report import run_validation
+        from nnship.build.stages.validate import run_validation
 
         return run_validation(self, loaded, float_onnx, specs, evaluation, artifacts)
 

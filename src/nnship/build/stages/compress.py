@@ -15,7 +15,7 @@ from nnship.core import DataSource
 from nnship.errors import RecipeError
 
 if TYPE_CHECKING:
-    from nnship.build_pipeline import Pipeline
+    from nnship.build.pipeline import Pipeline
 
 log = logging.getLogger("nnship.build")
 

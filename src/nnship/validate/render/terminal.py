@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from nnship.validate.render_markdown import COLUMNS, fmt, latency_cells, summary_table
+from nnship.validate.render.cells import COLUMNS, fmt, latency_cells, summary_table
 from nnship.validate.report import LatencyStats, Report
 
 # Piped output (CI logs) has no width; rich would squeeze the tables to 80 columns.

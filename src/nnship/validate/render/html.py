@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 
 from nnship.fileio import write_text_atomic
-from nnship.validate.html_charts import (
+from nnship.validate.render.charts import (
     Bar,
     BoxSeries,
     Point,
@@ -23,7 +23,7 @@ from nnship.validate.html_charts import (
     color,
     scatter,
 )
-from nnship.validate.render_markdown import (
+from nnship.validate.render.cells import (
     COLUMNS,
     DRIFT_COLUMNS,
     drift_table,

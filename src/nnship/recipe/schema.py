@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nnship.core import TensorSpec
 from nnship.errors import RecipeError
-from nnship.recipe_format import dumps_toml, format_validation_error
-from nnship.recipe_sections import (
+from nnship.recipe.format import dumps_toml, format_validation_error
+from nnship.recipe.sections import (
     BackendsConfig,
     DataConfig,
     DistillConfig,

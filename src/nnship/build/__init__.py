@@ -7,7 +7,7 @@ same evaluation data -> report (JSON + Markdown in `<build>/report/`) -> gates -
 Each stage writes into its own folder of the build directory
 (`export/`, `compress/`, `calibration/`, `quantize/`, `backends/<backend>/`, `report/`) through
 atomic writes, and records a stamp of its inputs' hashes; a stage whose inputs match a finished
-run is reused (see `nnship.build_cache`). Stage modules are imported lazily, so a build only
+run is reused (see `nnship.build.cache`). Stage modules are imported lazily, so a build only
 needs the stages its recipe uses.
 """
 
@@ -72,7 +72,7 @@ def build(
     out = recipe.resolved_output_dir(output_dir)
     existing = ({out} | set(out.rglob("*"))) if out.exists() else set()
     ensure_writable_dir(out)
-    from nnship.build_pipeline import Pipeline
+    from nnship.build.pipeline import Pipeline
 
     pipeline = Pipeline(recipe, out, reuse=reuse)
     try:

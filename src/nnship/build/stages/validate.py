@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from nnship.core import Artifact, DataSource, Runner, TensorSpec
 
 if TYPE_CHECKING:
-    from nnship.build_pipeline import Pipeline
+    from nnship.build.pipeline import Pipeline
 
 log = logging.getLogger("nnship.build")
 

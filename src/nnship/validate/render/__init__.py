@@ -1,0 +1,1 @@
+"""Renderings of a `Report`: shared cells, Markdown, terminal, HTML and its charts."""
