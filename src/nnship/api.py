@@ -47,11 +47,12 @@ def build(
     output_dir: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     reuse: bool = True,
+    cache: str | Path | None = None,
 ) -> BuildResult:
     """`nnship build`: run a recipe (a `Recipe` or a TOML path). See `nnship.build.build`."""
     from nnship.build import build as _build
 
-    return _build(recipe, output_dir=output_dir, overrides=overrides, reuse=reuse)
+    return _build(recipe, output_dir=output_dir, overrides=overrides, reuse=reuse, cache=cache)
 
 
 def demo(

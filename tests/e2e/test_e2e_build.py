@@ -89,6 +89,27 @@ def test_reuse_and_reproducibility(write_recipe, tiny_recipe_text, tmp_path):
     assert changed.stages["export"] == "ran"
 
 
+def test_two_build_folders_sharing_a_cache_reuse_stages(
+    run_cli, write_recipe, tiny_recipe_text, tmp_path
+):
+    """`--cache DIR` shared by two build folders: the second finds the first's export and
+    compile results, places the files in its own folder and records its own paths."""
+    recipe = write_recipe(tiny_recipe_text)
+    shared = tmp_path / "shared-cache"
+    first = run_cli("build", recipe, "-o", tmp_path / "a", "--cache", shared)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("build", recipe, "-o", tmp_path / "b", "--cache", shared)
+    assert second.returncode == 0, second.stderr
+    stages = _report(tmp_path / "b")["extra"]["build"]["stages"]
+    assert stages["export"] == "reused"
+    assert stages["compile onnxruntime/fp32"] == "reused"
+    onnx_b = tmp_path / "b" / "export" / "model.fp32.onnx"
+    assert sha256_file(onnx_b) == sha256_file(tmp_path / "a" / "export" / "model.fp32.onnx")
+    row = _report(tmp_path / "b")["rows"][0]
+    assert row["path"].startswith(str(tmp_path / "b"))
+    assert not (tmp_path / "b" / "cache").exists()  # the shared folder, not the default
+
+
 @pytest.mark.slow
 def test_full_pipeline_prune_quantize_and_rows(write_recipe, tiny_recipe_text, tmp_path):
     from nnship.api import build

@@ -18,35 +18,20 @@ import logging
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnship.core import Artifact
+from nnship.build.result import BuildResult
 from nnship.fileio import ensure_writable_dir
 from nnship.recipe import Recipe, load_recipe
 
 log = logging.getLogger(__name__)
 
-STAGE_DIRS = ("compress", "export", "calibration", "quantize", "backends", "report")
+__all__ = ["BuildResult", "build", "clean_build_dir"]
 
-
-@dataclass
-class BuildResult:
-    """What `build` produced. `exit_code` is 0 when every gate passed, 1 when one failed."""
-
-    report: Any
-    """The `nnship.validate.Report` (also saved as `report_path` and beside it as Markdown)."""
-    artifacts: list[Artifact]
-    exit_code: int
-    output_dir: Path
-    report_path: Path | None = None
-    stages: dict[str, str] = field(default_factory=dict)
-    """Stage name -> "ran", "reused" or "skipped", in pipeline order."""
-
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
+CACHE_DIR_NAME = "cache"
+"""The stage cache's folder inside the build folder, unless `cache` names another."""
+STAGE_DIRS = ("compress", "export", "calibration", "quantize", "backends", "report", CACHE_DIR_NAME)
 
 
 def build(
@@ -55,13 +40,16 @@ def build(
     output_dir: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     reuse: bool = True,
+    cache: str | Path | None = None,
 ) -> BuildResult:
     """Run the pipeline a recipe describes and return its report, artifacts and exit code.
 
     `recipe` is a `Recipe` or the path of a recipe TOML file; `overrides` maps dotted recipe
     keys to values (`{"validate.gates.max_top1_drop": 1.0}`) and is applied before validation.
     `output_dir` overrides the recipe's build folder (default `build/<name>`). With
-    `reuse=False` every stage is recomputed even when a finished identical run exists.
+    `reuse=False` every stage is recomputed even when a finished identical run exists (and the
+    stage cache is refreshed). `cache` is the stage cache folder; several builds may share one,
+    so a stage whose inputs hash the same is computed once. Defaults to `<build folder>/cache`.
     A failed gate is not an exception: it gives `exit_code` 1. Input errors raise
     `NnshipError` subclasses; nothing half-written is left behind.
     """
@@ -72,12 +60,15 @@ def build(
     out = recipe.resolved_output_dir(output_dir)
     existing = ({out} | set(out.rglob("*"))) if out.exists() else set()
     ensure_writable_dir(out)
-    from nnship.build.pipeline import Pipeline
+    from nnship.build.cache import StageCache
+    from nnship.build.context import StageContext
+    from nnship.build.pipeline import run_pipeline
 
-    pipeline = Pipeline(recipe, out, reuse=reuse)
+    cache_root = Path(cache).expanduser() if cache is not None else out / CACHE_DIR_NAME
+    ctx = StageContext(recipe, out.absolute(), StageCache(cache_root), reuse=reuse)
     try:
         with _deterministic(recipe.seed), _on_sys_path(recipe.base_dir):
-            return pipeline.run()
+            return run_pipeline(ctx)
     except BaseException:
         _remove_empty_dirs(out, keep=existing)
         raise

@@ -67,6 +67,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="recompute every stage even if a finished identical run exists",
     )
+    parser.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="stage cache folder, shareable between builds (default: <build folder>/cache)",
+    )
     parser.add_argument("--json", dest="json_out", help="also write the report JSON here")
     gates = parser.add_argument_group("gates (override [validate.gates])")
     for name, text in GATE_FLAGS.items():
@@ -102,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
             print(recipe_to_toml(recipe), end="")
         return 0
     result = build(
-        args.recipe, output_dir=args.output_dir, overrides=overrides, reuse=not args.no_reuse
+        args.recipe,
+        output_dir=args.output_dir,
+        overrides=overrides,
+        reuse=not args.no_reuse,
+        cache=args.cache,
     )
     return finish(result, args)
 

@@ -1,5 +1,10 @@
 """The compression stages of `nnship build`: prune, then distill, before export.
 
+Contract: requires a `LoadedModel` holding a torch module (an ONNX source is a recipe error)
+and, for Taylor importance, BatchNorm recalibration or distillation, the training data;
+returns `CompressStageResult`: the `LoadedModel` of the last `.pt2` written and the JSON-able
+summaries of each step. Skipped (the loaded model is returned) without `[prune]`/`[distill]`.
+
 Each writes its model as a `.pt2` in `compress/` (with a dynamic batch axis) and the export
 stage exports that file, so a reused stage needs no pickles and no recomputation. The data for
 data-driven importance (Taylor) and for distillation is `[data.train]`, else the calibration data.
@@ -9,15 +14,22 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+from nnship.build.context import StageContext
 from nnship.core import DataSource
 from nnship.errors import RecipeError
 
-if TYPE_CHECKING:
-    from nnship.build.pipeline import Pipeline
-
 log = logging.getLogger("nnship.build")
+
+
+@dataclass(frozen=True)
+class CompressStageResult:
+    model: Any
+    """The `LoadedModel` export starts from (the compressed `.pt2`, or the loaded model)."""
+    info: dict[str, Any] | None = field(default=None)
+    """{"prune": ..., "distill": ...} summaries; None when the stage was skipped."""
 
 
 def _result_module(result: Any, *names: str) -> Any:
@@ -44,13 +56,22 @@ def _info(result: Any) -> dict[str, Any]:
     return out
 
 
-def run_compress(pipeline: Pipeline, loaded: Any, train: DataSource | None) -> Any:
-    """Prune and/or distill `loaded.module`; returns the `LoadedModel` of the last `.pt2`."""
+def run_compress(ctx: StageContext, loaded: Any, train: DataSource | None) -> CompressStageResult:
+    """Prune and/or distill `loaded.module` as the recipe says."""
+    recipe = ctx.recipe
+    if recipe.prune is None and recipe.distill is None:
+        ctx.mark("compress", "skipped")
+        return CompressStageResult(loaded)
+    if loaded.module is None:
+        section = "[prune]" if recipe.prune is not None else "[distill]"
+        raise RecipeError(
+            f"{ctx.name}: {section} needs a PyTorch model, but [model] source "
+            f"'{recipe.model.source}' is an ONNX file"
+        )
     from nnship.sources.models import load_model
     from nnship.sources.pt2 import save_pt2
 
-    recipe = pipeline.recipe
-    stage_dir = pipeline.out / "compress"
+    stage_dir = ctx.out / "compress"
     example = loaded.example_inputs
     key: dict[str, Any] = {"model": loaded.fingerprint, "seed": recipe.seed}
     info: dict[str, Any] = {}
@@ -61,9 +82,9 @@ def run_compress(pipeline: Pipeline, loaded: Any, train: DataSource | None) -> A
 
         key = {**key, "prune": recipe.prune.model_dump(mode="json")}
         if recipe.prune.importance == "taylor" or recipe.prune.recalibrate_bn:
-            key["data"] = pipeline.data_key(train)  # Taylor scores, BatchNorm recalibration
+            key["data"] = ctx.data_key(train)  # Taylor scores, BatchNorm recalibration
         path = stage_dir / "model.pruned.pt2"
-        stamp, found = pipeline._stamp(stage_dir, "prune", key)
+        stamp, found = ctx.stamp(stage_dir, "prune", key)
         if found is None:
             module = copy.deepcopy(loaded.module)
             result = prune(module, example, recipe.prune, data=train)
@@ -71,9 +92,9 @@ def run_compress(pipeline: Pipeline, loaded: Any, train: DataSource | None) -> A
             save_pt2(student, example, path)
             found = _info(result)
             stamp.record([path], found)
-            pipeline._mark("prune", "ran")
+            ctx.mark("prune", "ran")
         else:
-            pipeline._mark("prune", "reused")
+            ctx.mark("prune", "reused")
         info["prune"] = found
         key = {"pruned": stamp.key}
         current = load_model(path)
@@ -82,17 +103,17 @@ def run_compress(pipeline: Pipeline, loaded: Any, train: DataSource | None) -> A
 
         if train is None:
             raise RecipeError(
-                f"{pipeline.name}: [distill] needs training data: add [data.train] "
+                f"{ctx.name}: [distill] needs training data: add [data.train] "
                 "(or [data.calibration])"
             )
         key = {
             **key,
             "distill": recipe.distill.model_dump(mode="json"),
-            "data": pipeline.data_key(train),
+            "data": ctx.data_key(train),
             "seed": recipe.seed,
         }
         path = stage_dir / "model.distilled.pt2"
-        stamp, found = pipeline._stamp(stage_dir, "distill", key)
+        stamp, found = ctx.stamp(stage_dir, "distill", key)
         if found is None:
             if student is None:
                 student = current.module
@@ -100,10 +121,9 @@ def run_compress(pipeline: Pipeline, loaded: Any, train: DataSource | None) -> A
             save_pt2(_result_module(result, "student", "module", "model"), example, path)
             found = _info(result)
             stamp.record([path], found)
-            pipeline._mark("distill", "ran")
+            ctx.mark("distill", "ran")
         else:
-            pipeline._mark("distill", "reused")
+            ctx.mark("distill", "reused")
         info["distill"] = found
         current = load_model(path)
-    pipeline.compress_info = info
-    return current
+    return CompressStageResult(current, info)

@@ -1,5 +1,11 @@
 """The calibration and quantization stages of `nnship build`.
 
+Contract: requires the float ONNX, the calibration data (for INT8) and the evaluation data
+(read only by settings that score candidates: a budget, method "auto", transforms); returns a
+`QuantizedModel` (ONNX path + the quantizer's result as a dict) for every (backend, precision)
+the recipe asks for, fp32 included, in report order. Writes `calibration/table.json` and
+`quantize/model.<precision>[.<profile>].onnx`; each is cached on its inputs' hashes.
+
 Statistics are collected once (one `calibration/table.json`) and reused for every precision and
 every backend profile; each distinct (precision, profile) pair is quantized once. A backend
 gets the Q/DQ placement of its own profile unless the recipe pins `[quantize] profile`.
@@ -9,17 +15,25 @@ OpenVINO INT8 in "nncf" mode quantizes the float model itself, so it gets the fl
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from nnship.build.context import StageContext
 from nnship.core import DataSource
 from nnship.errors import RecipeError
 from nnship.fileio import sha256_file
 
-if TYPE_CHECKING:
-    from nnship.build.pipeline import Pipeline
-
 log = logging.getLogger("nnship.build")
+
+
+@dataclass(frozen=True)
+class QuantizedModel:
+    """The ONNX a (backend, precision) compiles from, and what the quantizer decided."""
+
+    path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
 
 # Precisions each backend can run; others are skipped with a note in the report.
 BACKEND_PRECISIONS = {
@@ -51,26 +65,26 @@ def _uses_eval(cfg: Any) -> bool:
     )
 
 
-def _nncf_int8(pipeline: Pipeline, backend: str, precision: str) -> bool:
+def _nncf_int8(ctx: StageContext, backend: str, precision: str) -> bool:
     if backend != "openvino" or precision != "int8":
         return False
-    options = pipeline.recipe.backends.options_for("openvino")
+    options = ctx.recipe.backends.options_for("openvino")
     return getattr(options, "int8_mode", "qdq") == "nncf"
 
 
 def plan_quantization(
-    pipeline: Pipeline, targets: list[str]
+    ctx: StageContext, targets: list[str]
 ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """(precision, profile) -> backends that need that ONNX; and (backend, precision) pairs
     that take the float ONNX (OpenVINO NNCF) or are skipped, with the reason."""
-    cfg = pipeline.recipe.quantize
+    cfg = ctx.recipe.quantize
     plan: dict[tuple[str, str], list[str]] = {}
     special: dict[tuple[str, str], str] = {}
     for precision in cfg.precisions:
         for backend in targets:
             if precision not in BACKEND_PRECISIONS.get(backend, ()):
                 special[(backend, precision)] = f"{backend} does not run {precision} models"
-            elif _nncf_int8(pipeline, backend, precision):
+            elif _nncf_int8(ctx, backend, precision):
                 special[(backend, precision)] = "nncf"
             else:
                 plan.setdefault((precision, _profile_for(cfg, backend, precision)), []).append(
@@ -80,57 +94,74 @@ def plan_quantization(
 
 
 def run_quantize(
-    pipeline: Pipeline,
+    ctx: StageContext, float_onnx: Path, calib: DataSource | None, evaluation: DataSource
+) -> dict[tuple[str, str], QuantizedModel]:
+    """(backend, precision) -> the ONNX to compile, for fp32 and every recipe precision, in
+    report order: backends as listed, fp32 first, then the precisions in recipe order."""
+    targets = list(getattr(ctx.recipe.backends, "targets", ["onnxruntime"]))
+    models = {(b, "fp32"): QuantizedModel(float_onnx) for b in targets}
+    if ctx.recipe.quantize is None:
+        ctx.mark("calibration", "skipped")
+        ctx.mark("quantize", "skipped")
+        return models
+    models.update(_quantize_all(ctx, float_onnx, targets, calib, evaluation))
+    order = ["fp32", *ctx.recipe.quantize.precisions]
+    return dict(
+        sorted(models.items(), key=lambda kv: (targets.index(kv[0][0]), order.index(kv[0][1])))
+    )
+
+
+def _quantize_all(
+    ctx: StageContext,
     float_onnx: Path,
     targets: list[str],
     calib: DataSource | None,
     evaluation: DataSource,
-) -> dict[tuple[str, str], tuple[Path, dict[str, Any]]]:
-    """Calibrate once, quantize each planned (precision, profile); returns
-    (backend, precision) -> (ONNX path, quantizer result as a dict)."""
-    plan, special = plan_quantization(pipeline, targets)
+) -> dict[tuple[str, str], QuantizedModel]:
+    """Calibrate once, quantize each planned (precision, profile)."""
+    plan, special = plan_quantization(ctx, targets)
     needs_calib = any(p == "int8" for p, _ in plan) or "nncf" in special.values()
     if needs_calib and calib is None:
         raise RecipeError(
-            f"{pipeline.name}: [quantize] precisions includes int8, which needs calibration "
+            f"{ctx.name}: [quantize] precisions includes int8, which needs calibration "
             "data: add a [data.calibration] section"
         )
-    out: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
+    out: dict[tuple[str, str], QuantizedModel] = {}
     for (backend, precision), why in special.items():
         if why == "nncf":
-            out[(backend, precision)] = (float_onnx, {"int8_mode": "nncf"})
+            out[(backend, precision)] = QuantizedModel(float_onnx, {"int8_mode": "nncf"})
         else:
             log.warning("skipping %s/%s: %s", backend, precision, why)
-            pipeline.notes.append(f"Skipped {backend}/{precision}: {why}.")
+            ctx.note(f"Skipped {backend}/{precision}: {why}.")
     table, table_path = None, None
     if any(p == "int8" for p, _ in plan):
-        table, table_path = _calibrate(pipeline, float_onnx, calib)
+        table, table_path = _calibrate(ctx, float_onnx, calib)
     else:
-        pipeline.stages["calibration"] = "skipped"
+        ctx.mark("calibration", "skipped")
     for (precision, profile), backends in plan.items():
-        path, info = _quantize_one(
-            pipeline, float_onnx, precision, profile, table, table_path, calib, evaluation
+        model = _quantize_one(
+            ctx, float_onnx, precision, profile, table, table_path, calib, evaluation
         )
         for backend in backends:
-            out[(backend, precision)] = (path, info)
+            out[(backend, precision)] = model
     return out
 
 
-def _calibrate(pipeline: Pipeline, float_onnx: Path, calib: DataSource | None) -> tuple[Any, Path]:
+def _calibrate(ctx: StageContext, float_onnx: Path, calib: DataSource | None) -> tuple[Any, Path]:
     from nnship.calibration import CalibrationTable, collect_statistics
 
     assert calib is not None
-    settings = pipeline.recipe.quantize.calibration
-    stage_dir = pipeline.out / "calibration"
+    settings = ctx.recipe.quantize.calibration
+    stage_dir = ctx.out / "calibration"
     path = stage_dir / "table.json"
     inputs = {
         "onnx": sha256_file(float_onnx),
         "data": calib.fingerprint(),
         "settings": settings.model_dump(mode="json"),
     }
-    stamp, found = pipeline._stamp(stage_dir, "calibration", inputs)
+    stamp, found = ctx.stamp(stage_dir, "calibration", inputs)
     if found is not None:
-        pipeline._mark("calibration", "reused")
+        ctx.mark("calibration", "reused")
         return CalibrationTable.load(path), path
     table = collect_statistics(
         float_onnx,
@@ -141,12 +172,12 @@ def _calibrate(pipeline: Pipeline, float_onnx: Path, calib: DataSource | None) -
     )
     table.save(path)
     stamp.record([path], {"num_samples": getattr(table, "num_samples", None)})
-    pipeline._mark("calibration", "ran")
+    ctx.mark("calibration", "ran")
     return table, path
 
 
 def _quantize_one(
-    pipeline: Pipeline,
+    ctx: StageContext,
     float_onnx: Path,
     precision: str,
     profile: str,
@@ -154,29 +185,29 @@ def _quantize_one(
     table_path: Path | None,
     calib: DataSource | None,
     evaluation: DataSource,
-) -> tuple[Path, dict[str, Any]]:
+) -> QuantizedModel:
     from nnship.quantize import quantize
     from nnship.quantize.result import QuantizeResult
 
-    cfg = pipeline.recipe.quantize.for_precision(precision)
+    cfg = ctx.recipe.quantize.for_precision(precision)
     if profile != "any":
         cfg = cfg.model_copy(update={"profile": profile})
-    stage_dir = pipeline.out / "quantize"
+    stage_dir = ctx.out / "quantize"
     suffix = precision if profile == "any" else f"{precision}.{profile}"
     out_path = stage_dir / f"model.{suffix}.onnx"
     inputs = {
         "onnx": sha256_file(float_onnx),
         "config": cfg.model_dump(mode="json"),
         "table": sha256_file(table_path) if table_path else None,
-        "calib": pipeline.data_key(calib) if precision == "int8" else None,
+        "calib": ctx.data_key(calib) if precision == "int8" else None,
         "eval": evaluation.fingerprint() if _uses_eval(cfg) else None,
-        "seed": pipeline.recipe.seed,
+        "seed": ctx.recipe.seed,
     }
     label = f"quantize {suffix}"
-    stamp, found = pipeline._stamp(stage_dir, f"quantize-{suffix}", inputs)
+    stamp, found = ctx.stamp(stage_dir, f"quantize-{suffix}", inputs)
     if found is not None:
-        pipeline._mark(label, "reused")
-        return Path(found.get("path", out_path)), found
+        ctx.mark(label, "reused")
+        return QuantizedModel(Path(found.get("path", out_path)), found)
     result: QuantizeResult = quantize(
         float_onnx,
         out_path,
@@ -188,5 +219,5 @@ def _quantize_one(
     written = Path(result.path)
     info = result.to_dict()
     stamp.record([written], info)
-    pipeline._mark(label, "ran")
-    return written, info
+    ctx.mark(label, "ran")
+    return QuantizedModel(written, info)

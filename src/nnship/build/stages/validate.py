@@ -3,6 +3,11 @@
 The baseline is the float PyTorch module the recipe loaded (before pruning/distillation), or
 the float ONNX when the source is an ONNX file. Every (backend, precision) artifact is one row
 of one report; what the quantizer kept in float, and why, is attached to its row.
+
+Contract: requires the loaded model, the export stage's result, the evaluation data and the
+compile stage's artifacts; returns the `Report` (not saved; `save_report` writes
+`report/report.json` and its Markdown). TensorRT build kits without an engine are noted, not
+validated. Never cached: it measures latency on this machine.
 """
 
 from __future__ import annotations
@@ -10,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nnship.core import Artifact, DataSource, Runner, TensorSpec
-
-if TYPE_CHECKING:
-    from nnship.build.pipeline import Pipeline
+from nnship.build.context import StageContext
+from nnship.build.stages.compile import CompiledArtifact
+from nnship.build.stages.export import ExportStageResult
+from nnship.core import DataSource, Runner, TensorSpec
 
 log = logging.getLogger("nnship.build")
 
@@ -34,12 +39,12 @@ def _baseline(loaded: Any, float_onnx: Path, specs: list[TensorSpec]) -> tuple[R
 
 
 def run_validation(
-    pipeline: Pipeline,
+    ctx: StageContext,
     loaded: Any,
-    float_onnx: Path,
-    specs: list[TensorSpec],
+    export: ExportStageResult,
     evaluation: DataSource,
-    artifacts: list[tuple[Artifact, dict[str, Any]]],
+    artifacts: list[CompiledArtifact],
+    compress_info: dict[str, Any] | None = None,
 ) -> Any:
     """Validate every artifact; returns the `Report` (not yet saved)."""
     from nnship.backends import get_backend
@@ -48,21 +53,22 @@ def run_validation(
     from nnship.validate.validate import validate
 
     with contextlib.ExitStack() as stack:
-        baseline, base_label = _baseline(loaded, float_onnx, specs)
+        baseline, base_label = _baseline(loaded, export.onnx_path, export.input_specs)
         stack.callback(baseline.close)
         candidates: dict[str, Runner] = {}
-        by_label: dict[str, Artifact] = {}
+        by_label: dict[str, Any] = {}
         cold: dict[str, Any] = {}
-        for artifact, _ in artifacts:
+        for compiled in artifacts:
+            artifact = compiled.artifact
             if artifact.backend == "tensorrt" and not artifact.metadata.get("engine_built"):
                 why = artifact.metadata.get("engine_skipped_reason") or "no engine was built"
-                pipeline.notes.append(
+                ctx.note(
                     f"{artifact.label}: build kit written to {Path(artifact.path).parent}, "
                     f"not validated here ({why})"
                 )
                 continue
             backend = get_backend(artifact.backend)
-            options = runner_options(artifact.backend, pipeline.recipe.backends)
+            options = runner_options(artifact.backend, ctx.recipe.backends)
             runner, ms, memory = timed_load(lambda b=backend, a=artifact, o=options: b.load(a, **o))
             stack.callback(runner.close)
             candidates[artifact.label] = runner
@@ -72,24 +78,29 @@ def run_validation(
             baseline,
             candidates,
             evaluation,
-            config=pipeline.recipe.validation,
+            config=ctx.recipe.validation,
             artifacts=by_label,
             baseline_label=base_label,
-            model_source=pipeline.recipe.model.source,
+            model_source=ctx.recipe.model.source,
             model_fingerprint=getattr(loaded, "fingerprint", None),
             cold_start=cold,
         )
-    _annotate(pipeline, report, artifacts)
-    pipeline._mark("validate", "ran")
+    _annotate(ctx, report, artifacts, export.info, compress_info)
+    ctx.mark("validate", "ran")
     return report
 
 
 def _annotate(
-    pipeline: Pipeline, report: Any, artifacts: list[tuple[Artifact, dict[str, Any]]]
+    ctx: StageContext,
+    report: Any,
+    artifacts: list[CompiledArtifact],
+    export_info: dict[str, Any] | None,
+    compress_info: dict[str, Any] | None,
 ) -> None:
     """Attach what the build knows beyond the validator: quantizer decisions per row, the
     compression summary, the export check, stage reuse, and the resolved recipe."""
-    for artifact, info in artifacts:
+    for compiled in artifacts:
+        artifact, info = compiled.artifact, compiled.quantize_info
         if not info:
             continue
         row = report.row(artifact.label)
@@ -103,12 +114,20 @@ def _annotate(
             row.notes.append(f"reverted to float by the accuracy fallback: {reverted.get('node')}")
         if info.get("int8_mode") == "nncf":
             row.notes.append("INT8 made by NNCF from the float model (OpenVINO int8_mode nncf)")
-    report.notes.extend(pipeline.notes)
+    report.notes.extend(ctx.notes)
     report.extra["build"] = {
-        "name": pipeline.recipe.name,
-        "recipe": pipeline.recipe.to_dict(),
-        "recipe_path": str(pipeline.recipe.path) if pipeline.recipe.path else None,
-        "stages": dict(pipeline.stages),
-        "export": getattr(pipeline, "export_info", None),
-        "compress": getattr(pipeline, "compress_info", None),
+        "name": ctx.recipe.name,
+        "recipe": ctx.recipe.to_dict(),
+        "recipe_path": str(ctx.recipe.path) if ctx.recipe.path else None,
+        "stages": dict(ctx.stages),
+        "export": export_info,
+        "compress": compress_info,
     }
+
+
+def save_report(ctx: StageContext, report: Any) -> Path:
+    """Write `report/report.json` (and the Markdown beside it); returns the JSON's path."""
+    path = ctx.out / "report" / "report.json"
+    report.save(path)
+    ctx.mark("report", "written")
+    return path
