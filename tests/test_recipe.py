@@ -221,3 +221,23 @@ def test_embedded_demo_recipe_matches_the_example_file():
 
     repo = Path(__file__).resolve().parents[1]
     assert (repo / "examples" / "demo" / "recipe.toml").read_text() == EMBEDDED_RECIPE
+
+
+def test_overrides_apply_to_a_parsed_recipe_and_keep_unset_defaults(tmp_path):
+    """`apply_overrides` works on the parsed data (no TOML round trip): the override lands,
+    keys the recipe never set stay unset, and a typo'd override names the key."""
+    from nnship.recipe import apply_overrides
+
+    recipe = parse_recipe(MINIMAL + '\n[quantize]\nprecisions = ["int8"]\n', base_dir=tmp_path)
+    changed = apply_overrides(recipe, {"seed": 7, "quantize.method": "minmax"})
+    assert changed.seed == 7 and changed.quantize.method == "minmax"
+    assert "profile" not in changed.quantize.model_fields_set
+    assert changed.model.source == recipe.model.source
+    with pytest.raises(RecipeError, match="sed"):
+        apply_overrides(recipe, {"sed": 1})
+
+
+def test_recipe_toml_round_trips_through_tomli_w(tmp_path):
+    recipe = parse_recipe(MINIMAL, base_dir=tmp_path)
+    again = parse_recipe(recipe_to_toml(recipe), base_dir=tmp_path)
+    assert again.to_dict() == recipe.to_dict()

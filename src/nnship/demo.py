@@ -140,7 +140,7 @@ def demo_recipe_path() -> Path | None:
 def demo_recipe(files: DemoFiles, recipe: str | Path | None = None) -> Any:
     """The demo `Recipe` pointing at `files`; sections whose stage is not installed are
     dropped (with a log line), so the demo runs everything this installation can do."""
-    from nnship.recipe import dumps_toml, parse_recipe, section_available
+    from nnship.recipe import recipe_from_data, section_available
 
     path = Path(recipe) if recipe is not None else demo_recipe_path()
     text = path.read_text(encoding="utf-8") if path is not None else EMBEDDED_RECIPE
@@ -154,8 +154,8 @@ def demo_recipe(files: DemoFiles, recipe: str | Path | None = None) -> Any:
     data.setdefault("calibration", {})["path"] = str(files.calibration)
     data.setdefault("evaluation", {})["path"] = str(files.evaluation)
     base = path.parent if path is not None else files.directory
-    return parse_recipe(
-        dumps_toml(raw),
+    return recipe_from_data(
+        raw,
         name=str(path) if path is not None else "embedded demo recipe",
         base_dir=base,
         recipe_path=path,

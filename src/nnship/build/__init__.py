@@ -23,7 +23,7 @@ from typing import Any
 
 from nnship.build.result import BuildResult
 from nnship.fileio import ensure_writable_dir
-from nnship.recipe import Recipe, load_recipe
+from nnship.recipe import Recipe, apply_overrides, load_recipe
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def build(
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides=overrides)
     elif overrides:
-        recipe = _apply_overrides(recipe, overrides)
+        recipe = apply_overrides(recipe, overrides)
     out = recipe.resolved_output_dir(output_dir)
     existing = ({out} | set(out.rglob("*"))) if out.exists() else set()
     ensure_writable_dir(out)
@@ -72,16 +72,6 @@ def build(
     except BaseException:
         _remove_empty_dirs(out, keep=existing)
         raise
-
-
-def _apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
-    from nnship.recipe import dumps_toml, parse_recipe
-
-    name = str(recipe.path) if recipe.path else "recipe"
-    text = dumps_toml(recipe.to_dict())
-    return parse_recipe(
-        text, name=name, base_dir=recipe.base_dir, overrides=overrides, recipe_path=recipe.path
-    )
 
 
 @contextlib.contextmanager

@@ -1,10 +1,9 @@
 """Recipe text in and out: pydantic errors as one line per problem naming the file, section and
-key (with "did you mean" suggestions), and a small TOML writer for `--print-recipe`."""
+key (with "did you mean" suggestions), and TOML out for `--print-recipe` (tomli-w)."""
 
 from __future__ import annotations
 
 import difflib
-import re
 import types
 import typing
 from typing import Any
@@ -149,55 +148,16 @@ def _walk_loc(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str | i
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for JSON-like data.
+    """JSON-like data as TOML, written by tomli-w; TOML has no null, so None values (and None
+    items of lists) are left out."""
+    import tomli_w
 
-    Hand-written because the standard library only reads TOML and the few lines below avoid a
-    dependency (tomli-w) just for `--print-recipe`; TOML has no null, so None values are skipped.
-    """
-    lines: list[str] = []
-    _emit_table(data, [], lines)
-    return "\n".join(lines).strip() + "\n"
+    return tomli_w.dumps(_drop_none(data))
 
 
-def _emit_table(data: dict[str, Any], prefix: list[str], lines: list[str]) -> None:
-    # non-empty dicts become [tables] (after this table's own keys, as TOML requires);
-    # empty dicts are written inline as {}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict) and v}
-    if prefix:
-        lines.append("")
-        lines.append("[" + ".".join(_toml_key(p) for p in prefix) + "]")
-    for key, value in data.items():
-        if value is not None and key not in tables:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    for key, value in tables.items():
-        _emit_table(value, [*prefix, key], lines)
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
-
-
-def _toml_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        if isinstance(value, float) and value != value:
-            return "nan"
-        if isinstance(value, float) and value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
-        items = ", ".join(
-            f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None
-        )
-        return "{" + (f" {items} " if items else "") + "}"
-    return _toml_string(str(value))
+        return {str(k): _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_drop_none(v) for v in value if v is not None]
+    return value

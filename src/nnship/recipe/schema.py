@@ -4,13 +4,14 @@ Every stage owns its section's model in its own package (`[export]` is
 `nnship.exporter.config.ExportConfig`, `[quantize]` is `nnship.quantize.config.QuantizeConfig`,
 ...); this module assembles them into `Recipe` and turns pydantic's errors into one line per
 problem that names the recipe file, the section and the key (with a "did you mean" suggestion
-for typos). Paths inside a recipe are relative to the recipe file; `~` and `${VAR}` are expanded
-(`${NNSHIP_CACHE_DIR}` defaults to `~/.cache/nnship`).
+for typos). Paths inside a recipe are relative to the recipe file (see `nnship.recipe.paths`).
+Overrides (`--set key=value`) are applied to the parsed data before validation, so a typo in an
+override is reported like a typo in the file.
 """
 
 from __future__ import annotations
 
-import os
+import copy
 import re
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nnship.core import TensorSpec
 from nnship.errors import RecipeError
 from nnship.recipe.format import dumps_toml, format_validation_error
+from nnship.recipe.paths import cache_dir, resolve_paths
 from nnship.recipe.sections import (
     BackendsConfig,
     DataConfig,
@@ -42,8 +44,10 @@ __all__ = [
     "InputTable",
     "ModelConfig",
     "Recipe",
+    "apply_overrides",
     "cache_dir",
     "load_recipe",
+    "parse_override",
     "parse_recipe",
     "recipe_to_toml",
     "section_available",
@@ -51,12 +55,6 @@ __all__ = [
 
 _FORBID = ConfigDict(extra="forbid")
 _MODEL_FILE_SUFFIXES = (".pt2", ".onnx", ".pt", ".pth", ".ckpt", ".bin")
-
-
-def cache_dir() -> Path:
-    """nnship's cache folder: `$NNSHIP_CACHE_DIR`, else `~/.cache/nnship`."""
-    env = os.environ.get("NNSHIP_CACHE_DIR")
-    return Path(env).expanduser() if env else Path("~/.cache/nnship").expanduser()
 
 
 class InputTable(BaseModel):
@@ -219,6 +217,28 @@ def parse_recipe(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{name}: invalid TOML: {exc}") from exc
+    return recipe_from_data(
+        raw,
+        name=name,
+        base_dir=base_dir,
+        overrides=overrides,
+        check_files=check_files,
+        recipe_path=recipe_path,
+    )
+
+
+def recipe_from_data(
+    raw: dict[str, Any],
+    *,
+    name: str = "recipe",
+    base_dir: str | Path = ".",
+    overrides: dict[str, Any] | None = None,
+    check_files: bool = True,
+    recipe_path: Path | None = None,
+) -> Recipe:
+    """Validate recipe data (as parsed from TOML), after applying `overrides` (dotted keys) to
+    a copy of it, and resolve its paths against `base_dir`."""
+    raw = copy.deepcopy(raw)
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value, name)
     try:
@@ -227,8 +247,27 @@ def parse_recipe(
         raise RecipeError(format_validation_error(exc, name, Recipe)) from exc
     recipe._path = recipe_path
     recipe._base_dir = Path(base_dir).absolute()
-    _resolve_paths(recipe, name, check_files=check_files)
+    resolve_paths(recipe, name, check_files=check_files)
     return recipe
+
+
+def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
+    """A new `Recipe`: `recipe`'s data with `overrides` (dotted keys) applied, validated again.
+
+    Only the keys the recipe set are carried over (defaults stay defaults, so a setting that
+    depends on whether a key was given, such as `[quantize] profile`, keeps its meaning); its
+    paths are already absolute and stay as they are.
+    """
+    raw = recipe.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    name = str(recipe.path) if recipe.path else "recipe"
+    return recipe_from_data(
+        raw,
+        name=name,
+        base_dir=recipe.base_dir,
+        overrides=overrides,
+        check_files=False,
+        recipe_path=recipe.path,
+    )
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -256,107 +295,6 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any, name: str) -> None:
             raise RecipeError(f"{name}: cannot override '{key}': '{where}' is not a table")
         node = child
     node[parts[-1]] = value
-
-
-# ---------------------------------------------------------------------------------------------
-# Paths
-
-
-def expand_path_text(text: str, where: str) -> str:
-    """Expand `~` and `${VAR}`/`$VAR`; `${NNSHIP_CACHE_DIR}` defaults to nnship's cache folder.
-    An unset variable is an error naming `where`."""
-
-    def replace(match: re.Match[str]) -> str:
-        var = match.group(1) or match.group(2)
-        if var in os.environ:
-            return os.environ[var]
-        if var == "NNSHIP_CACHE_DIR":
-            return str(cache_dir())
-        raise RecipeError(f"{where}: environment variable '{var}' is not set")
-
-    expanded = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", replace, text)
-    return os.path.expanduser(expanded)
-
-
-def _is_module_ref(text: str) -> bool:
-    """`pkg.mod:attr` (an importable module path and an attribute name)."""
-    return bool(re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", text))
-
-
-def _resolve_file(text: str, base: Path, where: str, *, must_exist: bool) -> str:
-    path = Path(expand_path_text(text, where))
-    if not path.is_absolute():
-        path = base / path
-    if must_exist and not path.exists():
-        raise RecipeError(f"{where}: file '{path}' does not exist")
-    return str(path)
-
-
-def resolve_source(text: str, base: Path, where: str, *, must_exist: bool) -> str:
-    """Resolve a model or data source string: `pkg.mod:attr` stays as is, `file.py:attr` and
-    plain paths become absolute (relative to `base`)."""
-    if _is_module_ref(text) and not text.split(":", 1)[0].endswith(".py"):
-        return text
-    head, sep, attr = text.rpartition(":")
-    if sep and head.endswith(".py"):
-        return _resolve_file(head, base, where, must_exist=must_exist) + ":" + attr
-    return _resolve_file(text, base, where, must_exist=must_exist)
-
-
-def _resolve_paths(recipe: Recipe, name: str, *, check_files: bool) -> None:
-    base = recipe.base_dir
-    model = recipe.model
-    model.source = resolve_source(
-        model.source, base, f"{name}: [model] source", must_exist=check_files
-    )
-    if model.weights:
-        model.weights = _resolve_file(
-            model.weights, base, f"{name}: [model] weights", must_exist=check_files
-        )
-    if recipe.output_dir:
-        recipe.output_dir = _resolve_file(
-            recipe.output_dir, base, f"{name}: output_dir", must_exist=False
-        )
-    for split in ("calibration", "evaluation", "train"):
-        cfg = getattr(recipe.data, split)
-        if cfg is None:
-            continue
-        field = _data_path_field(cfg)
-        value = getattr(cfg, field, None)
-        if isinstance(value, str | Path) and str(value):
-            resolved = resolve_source(
-                str(value), base, f"{name}: [data.{split}] {field}", must_exist=check_files
-            )
-            new = type(value)(resolved) if isinstance(value, Path) else resolved
-            # section models may be frozen: replace the section rather than mutate it
-            setattr(recipe.data, split, cfg.model_copy(update={field: new}))
-    _resolve_backend_paths(recipe, name)
-
-
-def _resolve_backend_paths(recipe: Recipe, name: str) -> None:
-    """Path-valued backend options (model caches, timing caches) are relative to the recipe."""
-    backends = recipe.backends
-    for backend_name in type(backends).model_fields:
-        options = getattr(backends, backend_name)
-        if not isinstance(options, BaseModel):
-            continue
-        updates = {}
-        for field in type(options).model_fields:
-            value = getattr(options, field)
-            if isinstance(value, Path) and not value.is_absolute():
-                where = f"{name}: [backends.{backend_name}] {field}"
-                updates[field] = Path(
-                    _resolve_file(str(value), recipe.base_dir, where, must_exist=False)
-                )
-        if updates:
-            setattr(backends, backend_name, options.model_copy(update=updates))
-
-
-def _data_path_field(cfg: BaseModel) -> str:
-    for candidate in ("path", "source"):
-        if candidate in type(cfg).model_fields:
-            return candidate
-    return "path"
 
 
 # ---------------------------------------------------------------------------------------------

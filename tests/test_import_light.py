@@ -1,0 +1,34 @@
+"""`import nnship.recipe` and `import nnship.api` never import torch (or a backend runtime):
+checked in a fresh interpreter, where nothing else has imported it first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "openvino", "tensorrt", "nncf")
+
+
+@pytest.mark.parametrize("module", ["nnship.recipe", "nnship.api", "nnship.build"])
+def test_import_does_not_load_torch_or_runtimes(module):
+    code = f"import sys, {module}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"{module} imported {proc.stdout.strip()}"
+
+
+def test_the_recipe_still_knows_every_stage_section():
+    """Lazy imports must not turn a stage section into the 'not installed' placeholder."""
+    code = (
+        "from nnship.recipe import section_available\n"
+        "print(all(section_available(s) for s in "
+        "('data', 'export', 'prune', 'distill', 'quantize', 'backends', 'validate')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.stdout.strip() == "True", proc.stderr
