@@ -276,13 +276,25 @@ class Runner(abc.ABC):
 
         `check=False` skips input validation (latency loops validate once, then time without it).
         """
+        if getattr(self, "_closed", False):
+            from nnship.errors import BackendError
+
+            raise BackendError(f"Runner {self.name} is closed; open the artifact again to run it")
         if check:
             check_batch(self.input_specs, batch, where=f"inputs to {self.name}")
         return self._run_impl(batch)
 
+    @property
+    def closed(self) -> bool:
+        """True after `close()`; `run` then raises `BackendError`."""
+        return bool(getattr(self, "_closed", False))
+
     def close(self) -> None:
         """Release sessions/engines. Idempotent."""
+        if getattr(self, "_closed", False):
+            return
         self._close_impl()
+        self._closed = True
 
     def _close_impl(self) -> None:
         return None
@@ -339,19 +351,115 @@ class Artifact:
         )
 
 
+@dataclass(frozen=True)
+class CompileInputs:
+    """What a compile may need besides the ONNX and the options: calibration data and the
+    nodes to keep in float (ONNX node names, op types, regexes on names). Used by OpenVINO
+    INT8 through NNCF; other backends ignore them."""
+
+    calib_data: DataSource | None = None
+    exclude_names: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+    exclude_patterns: tuple[str, ...] = ()
+
+
 class Backend(abc.ABC):
     """Lowers an ONNX model to a backend artifact and loads artifacts as `Runner`s.
 
-    One module per backend under `nnship.backends`; optional runtimes are imported lazily.
+    Template method, like `Runner.run`: `compile` owns the guards (the ONNX file exists, the
+    precision is known, the options validate against the backend's typed `options_type`, the
+    output folder is writable, a stale completion marker is removed first so an interrupted
+    compile never looks finished) and the artifact's bookkeeping (hash of the input, nnship
+    version, the completion marker `artifact_file` written last); a backend overrides only
+    `_compile_impl`. One module per backend under `nnship.backends`; optional runtimes are
+    imported lazily.
     """
 
     name: str = "backend"
+    options_type: type[Any]
+    """The backend's pydantic options model (`OnnxRuntimeOptions`, `OpenVinoOptions`, ...)."""
+    artifact_file: str | None = None
+    """The file written last into the output folder marking it complete (None: none)."""
+
+    def compile(
+        self,
+        onnx_path: Path | str,
+        out_dir: Path | str,
+        options: Any = None,
+        *,
+        precision: str | None = None,
+        calib_data: DataSource | None = None,
+        exclude_names: Sequence[str] = (),
+        exclude_op_types: Sequence[str] = (),
+        exclude_patterns: Sequence[str] = (),
+        **overrides: Any,
+    ) -> Artifact:
+        """Produce an artifact for `onnx_path` under `out_dir` and return it.
+
+        `options` is the backend's options model (default: its defaults); keyword
+        `overrides` replace single fields of it (`threads=2`, `device="GPU"`; None keeps the
+        value) and are validated the same way, so an unknown or bad option is a `BackendError`
+        naming it. `precision` None lets the backend decide (most detect it from the ONNX).
+        """
+        from nnship.errors import BackendError
+        from nnship.fileio import ensure_writable_dir, sha256_file, write_json_atomic
+
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise BackendError(f"ONNX model '{onnx_path}' does not exist")
+        if precision is not None and precision not in PRECISIONS:
+            raise BackendError(
+                f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}"
+            )
+        opts = self.resolve_options(options, **overrides)
+        out = ensure_writable_dir(Path(out_dir))
+        marker = out / self.artifact_file if self.artifact_file else None
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+        inputs = CompileInputs(
+            calib_data, tuple(exclude_names), tuple(exclude_op_types), tuple(exclude_patterns)
+        )
+        artifact = self._compile_impl(onnx_path, out, opts, precision=precision, inputs=inputs)
+        if not artifact.source_hashes:
+            artifact.source_hashes = {str(onnx_path): sha256_file(onnx_path)}
+        import nnship
+
+        artifact.metadata.setdefault("nnship_version", nnship.__version__)
+        if marker is not None:
+            if marker not in artifact.files:
+                artifact.files.append(marker)
+            write_json_atomic(marker, artifact.to_dict())
+        return artifact
+
+    def resolve_options(self, options: Any = None, **overrides: Any) -> Any:
+        """`options` (an `options_type`, default its defaults) with non-None `overrides`
+        applied and validated; raises `BackendError` naming an unknown or bad option."""
+        from nnship.backends.config import resolve_backend_options
+        from nnship.errors import BackendError
+
+        if options is not None and not isinstance(options, self.options_type):
+            raise BackendError(
+                f"{self.name} options must be {self.options_type.__name__}, "
+                f"not {type(options).__name__}"
+            )
+        known = list(self.options_type.model_fields)
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise BackendError(f"Unknown {self.name} option(s) {unknown}; known: {known}")
+        return resolve_backend_options(self.options_type, self.name, options, **overrides)
 
     @abc.abstractmethod
-    def compile(
-        self, onnx_path: Path, out_dir: Path, *, precision: str = "fp32", **options: Any
+    def _compile_impl(
+        self,
+        onnx_path: Path,
+        out_dir: Path,
+        options: Any,
+        *,
+        precision: str | None,
+        inputs: CompileInputs,
     ) -> Artifact:
-        """Produce an artifact for `onnx_path` under `out_dir` (written atomically)."""
+        """Backend-specific compile of a checked ONNX into an existing `out_dir`, with
+        validated `options` (an `options_type`)."""
 
     @abc.abstractmethod
     def load(self, artifact: Artifact | Path, **options: Any) -> Runner:

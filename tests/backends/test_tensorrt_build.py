@@ -14,6 +14,7 @@ import tensorrt_fake
 from trt_models import float_graph, qdq_conv, save
 
 from nnship.backends import tensorrt as trt_backend
+from nnship.backends import tensorrt_runner as trt_runner
 from nnship.backends.config import ShapeRange, TensorRtOptions
 from nnship.backends.tensorrt import TensorRtBackend, TensorRtRunner
 from nnship.errors import BackendError, DataError, MissingDependencyError
@@ -25,6 +26,7 @@ def fake_trt(monkeypatch):
     fake = tensorrt_fake.module()
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
     monkeypatch.setattr(trt_backend, "cuda_unavailable_reason", lambda index=0: "")
+    monkeypatch.setattr(trt_runner, "cuda_unavailable_reason", lambda index=0: "")
     monkeypatch.setattr(trt_backend, "_select_gpu", lambda index: "Fake GPU")
     return fake
 
@@ -186,8 +188,8 @@ def test_runner_binds_addresses_sets_shapes_and_executes(
 ):
     import torch
 
-    monkeypatch.setattr(trt_backend, "_device_for", lambda index: torch.device("cpu"))
-    monkeypatch.setattr(trt_backend, "_CudaStream", tensorrt_fake.HostStream)
+    monkeypatch.setattr(trt_runner, "_device_for", lambda index: torch.device("cpu"))
+    monkeypatch.setattr(trt_runner, "_CudaStream", tensorrt_fake.HostStream)
     artifact = TensorRtBackend().compile(int8_onnx, tmp_path / "trt")
     with TensorRtBackend().load(tmp_path / "trt") as runner:
         assert [s.name for s in runner.input_specs] == ["x"]

@@ -16,14 +16,21 @@ _BACKENDS: dict[str, tuple[str, str]] = {
 
 BACKEND_NAMES = tuple(_BACKENDS)
 
+BACKEND_ALIASES: dict[str, str] = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
+"""Short names accepted wherever a backend is named (CLI, recipe-scoped options)."""
 
-def get_backend(name: str) -> Backend:
-    """The backend called `name` ("onnxruntime", "openvino", "tensorrt")."""
+
+def canonical_backend(name: str) -> str:
+    """ "ov" -> "openvino", "TensorRT" -> "tensorrt", ... (unknown names raise BackendError)."""
     key = name.lower().replace("-", "").replace("_", "")
-    aliases = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
-    key = aliases.get(key, key)
+    key = BACKEND_ALIASES.get(key, key)
     if key not in _BACKENDS:
         raise BackendError(f"Unknown backend '{name}'; choose one of {', '.join(BACKEND_NAMES)}")
-    module_name, class_name = _BACKENDS[key]
+    return key
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called `name` ("onnxruntime", "openvino", "tensorrt", or an alias)."""
+    module_name, class_name = _BACKENDS[canonical_backend(name)]
     module = importlib.import_module(module_name)
     return getattr(module, class_name)()

@@ -10,28 +10,28 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from nnship.backends import get_backend
+from pydantic import BaseModel
+
+from nnship.backends import canonical_backend, get_backend
 from nnship.backends.config import BackendsConfig
 from nnship.core import Artifact, DataSource, Runner
 from nnship.errors import BackendError
 
 log = logging.getLogger(__name__)
 
-_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
-
-
-def canonical_backend(name: str) -> str:
-    """ "ov" -> "openvino", "TensorRT" -> "tensorrt", ... (unknown names raise BackendError)."""
-    key = name.lower().replace("-", "").replace("_", "")
-    key = _ALIASES.get(key, key)
-    if key not in ("onnxruntime", "openvino", "tensorrt"):
-        raise BackendError(f"Unknown backend '{name}'; choose onnxruntime, openvino or tensorrt")
-    return key
+_SUFFIX_BACKENDS = {
+    ".onnx": "onnxruntime",
+    ".xml": "openvino",
+    ".engine": "tensorrt",
+    ".plan": "tensorrt",
+    ".trt": "tensorrt",
+}
 
 
 def compile_model(
@@ -41,42 +41,37 @@ def compile_model(
     backend: str,
     precision: str | None = None,
     config: BackendsConfig | None = None,
+    options: BaseModel | Mapping[str, Any] | None = None,
     calib_data: DataSource | None = None,
     exclude_names: Sequence[str] = (),
     exclude_op_types: Sequence[str] = (),
     exclude_patterns: Sequence[str] = (),
-    **overrides: Any,
 ) -> Artifact:
     """Compile one ONNX for one backend into `out_dir`; returns the Artifact.
 
-    `precision` None (default) is detected from the ONNX. `config` gives the backend's options
-    (default: `BackendsConfig()` defaults); keyword `overrides` replace single options
-    (device="GPU", threads=2, workspace_mb=2048, ...). `calib_data` and the `exclude_*` lists
-    are used by OpenVINO's NNCF INT8 path only.
+    `precision` None (default) is detected from the ONNX. The backend's options are `options`
+    when it is an options model, else `config`'s (default: `BackendsConfig()` defaults) with
+    the mapping `options` (device="GPU", threads=2, workspace_mb=2048, ...; None values keep
+    the configured one) applied. `calib_data` and the `exclude_*` lists are used by OpenVINO's
+    NNCF INT8 path only. The guards live in `Backend.compile`.
     """
     name = canonical_backend(backend)
-    options = (config or BackendsConfig()).options_for(name)
-    impl: Any = get_backend(name)  # the concrete class: its compile takes precision=None
-    onnx_path, out_dir = Path(onnx_path), Path(out_dir)
-    if name == "openvino":
-        return impl.compile(
-            onnx_path,
-            out_dir,
-            precision=precision,
-            options=options,
-            calib_data=calib_data,
-            exclude_names=exclude_names,
-            exclude_op_types=exclude_op_types,
-            exclude_patterns=exclude_patterns,
-            **overrides,
-        )
-    if name == "tensorrt":
-        return impl.compile(onnx_path, out_dir, precision=precision, options=options, **overrides)
-    kwargs = {k: v for k, v in options.model_dump().items() if v is not None}
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    if precision is not None:
-        kwargs["precision"] = precision
-    return impl.compile(onnx_path, out_dir, **kwargs)
+    impl = get_backend(name)
+    if isinstance(options, BaseModel):
+        opts, overrides = options, {}
+    else:
+        opts, overrides = (config or BackendsConfig()).options_for(name), dict(options or {})
+    return impl.compile(
+        Path(onnx_path),
+        Path(out_dir),
+        opts,
+        precision=precision,
+        calib_data=calib_data,
+        exclude_names=exclude_names,
+        exclude_op_types=exclude_op_types,
+        exclude_patterns=exclude_patterns,
+        **overrides,
+    )
 
 
 def _source_for(
@@ -165,6 +160,51 @@ def runner_options(backend: str, config: BackendsConfig | None) -> dict[str, Any
     raise BackendError(f"Unknown backend '{backend}'")
 
 
+def guess_backend(path: Path) -> str:
+    """The backend for an artifact path: by `artifact.json` in a directory, else by suffix."""
+    if path.is_dir():
+        meta = path / "artifact.json"
+        try:
+            return str(json.loads(meta.read_text(encoding="utf-8"))["backend"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise BackendError(
+                f"'{path}' is a directory without a readable artifact.json; pass the model file "
+                "or --candidate-backend/--backend"
+            ) from exc
+    backend = _SUFFIX_BACKENDS.get(path.suffix.lower())
+    if backend is None:
+        raise BackendError(
+            f"Cannot tell the backend of '{path}' from its suffix; pass --candidate-backend/"
+            f"--backend ({', '.join(sorted(set(_SUFFIX_BACKENDS.values())))})"
+        )
+    return backend
+
+
+def open_artifact(
+    artifact: Artifact | Path | str,
+    *,
+    backend: str | None = None,
+    config: BackendsConfig | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Runner:
+    """Open an artifact (or an artifact path: `.onnx`, OpenVINO `.xml` or compile folder,
+    TensorRT engine) as a Runner: the one way nnship turns an artifact into a runner.
+
+    The backend is the artifact's, else `backend`, else guessed from the path. Load options
+    are those `config`'s section gives that backend (see `runner_options`; none without
+    `config`), then `options` on top. Close the runner when done.
+    """
+    if isinstance(artifact, Artifact):
+        name = artifact.backend
+    else:
+        artifact = Path(artifact)
+        name = backend or guess_backend(artifact)
+    name = canonical_backend(name)
+    merged = runner_options(name, config) if config is not None else {}
+    merged.update(options or {})
+    return get_backend(name).load(artifact, **merged)
+
+
 def load_runners(
     artifacts: Sequence[Artifact], config: BackendsConfig | None = None
 ) -> tuple[dict[str, Runner], dict[str, str]]:
@@ -184,8 +224,7 @@ def load_runners(
             skipped[label] = artifact.metadata.get("engine_skipped_reason") or "no engine"
             continue
         try:
-            backend = get_backend(artifact.backend)
-            runners[label] = backend.load(artifact, **runner_options(artifact.backend, config))
+            runners[label] = open_artifact(artifact, config=config or BackendsConfig())
         except BackendError as exc:
             if artifact.backend != "tensorrt":
                 raise

@@ -45,9 +45,13 @@ class OnnxRuntimeOptions(BaseModel):
 
     threads: int | None = Field(default=None, ge=1)
     """Intra-op threads; None lets ONNX Runtime choose (all physical cores)."""
-    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    inter_op_threads: int | None = Field(default=None, ge=1)
+    """Inter-op threads (parallel branches); None lets ONNX Runtime choose."""
+    graph_optimization: Literal["disable", "disabled", "basic", "extended", "all"] = "all"
     providers: list[str] | None = None
     """Execution providers in priority order; None means CPUExecutionProvider."""
+    allow_spinning: bool | None = None
+    """Let idle threads spin (lower latency, busier CPU); None keeps nnship's default (off)."""
 
 
 class OpenVinoOptions(BaseModel):

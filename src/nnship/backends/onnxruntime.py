@@ -16,9 +16,18 @@ from typing import Any
 import numpy as np
 import onnx
 
-from nnship.core import PRECISIONS, Artifact, Backend, Batch, Runner, TensorSpec, normalize_dtype
+from nnship.backends.config import OnnxRuntimeOptions
+from nnship.core import (
+    Artifact,
+    Backend,
+    Batch,
+    CompileInputs,
+    Runner,
+    TensorSpec,
+    normalize_dtype,
+)
 from nnship.errors import BackendError, OnnxModelError
-from nnship.fileio import atomic_path, ensure_writable_dir, sha256_file
+from nnship.fileio import atomic_path, sha256_file
 from nnship.onnx_utils import add_outputs, is_quantized, load_onnx, save_onnx
 
 log = logging.getLogger(__name__)
@@ -255,49 +264,41 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    _RUNNER_OPTIONS = (
-        "threads",
-        "inter_op_threads",
-        "graph_optimization",
-        "providers",
-        "allow_spinning",
-    )
+    options_type = OnnxRuntimeOptions
+    _RUNNER_OPTIONS = tuple(OnnxRuntimeOptions.model_fields)
 
-    def compile(
-        self, onnx_path: Path, out_dir: Path, *, precision: str = "fp32", **options: Any
+    def _compile_impl(
+        self,
+        onnx_path: Path,
+        out_dir: Path,
+        options: OnnxRuntimeOptions,
+        *,
+        precision: str | None,
+        inputs: CompileInputs,
     ) -> Artifact:
         """Write `<out_dir>/<name>.onnx` and `<out_dir>/<stem>.ort.onnx` (the optimized graph).
 
         `options` are `OnnxRuntimeRunner` options (threads, inter_op_threads,
         graph_optimization (default "all"), providers, allow_spinning); they are recorded in
-        the artifact and become `load`'s defaults. Returns the `Artifact`; its
-        `source_hashes` holds the SHA-256 of the input ONNX file.
+        the artifact and become `load`'s defaults. `precision` defaults to "fp32" (ONNX Runtime
+        runs whatever the ONNX holds). The artifact's `source_hashes` holds the SHA-256 of the
+        input ONNX file.
         """
-        onnx_path = Path(onnx_path)
-        if precision not in PRECISIONS:
-            raise BackendError(
-                f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}"
-            )
-        unknown = sorted(set(options) - set(self._RUNNER_OPTIONS))
-        if unknown:
-            raise BackendError(
-                f"Unknown onnxruntime option(s) {unknown}; known: {list(self._RUNNER_OPTIONS)}"
-            )
+        precision = precision or "fp32"
         model = load_onnx(onnx_path)
         if precision in ("int8", "dynamic-int8") and not is_quantized(model):
             raise BackendError(
                 f"'{onnx_path}' holds no quantized ops but precision '{precision}' was asked; "
                 "run `nnship quantize` first and compile its output"
             )
-        out_dir = ensure_writable_dir(Path(out_dir))
         target = out_dir / onnx_path.name
         if target.resolve() != onnx_path.resolve():
             save_onnx(model, target)
         optimized = out_dir / f"{target.stem}.ort.onnx"
-        options.setdefault("graph_optimization", "all")
-        runner = OnnxRuntimeRunner(target, optimized_model_path=optimized, **options)
+        runner_kwargs = {k: v for k, v in options.model_dump().items() if v is not None}
+        runner = OnnxRuntimeRunner(target, optimized_model_path=optimized, **runner_kwargs)
         try:
-            inputs = [s.to_dict() for s in runner.input_specs]
+            specs = [s.to_dict() for s in runner.input_specs]
             outputs = runner.output_names
             providers = runner.providers
         finally:
@@ -313,9 +314,9 @@ class OnnxRuntimeBackend(Backend):
             metadata={
                 "onnxruntime_version": ort.__version__,
                 "optimized_model": optimized.name,
-                "inputs": inputs,
+                "inputs": specs,
                 "outputs": outputs,
-                **{k: v for k, v in options.items() if v is not None},
+                **runner_kwargs,
                 "providers": providers,
             },
         )

@@ -19,7 +19,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from nnship.backends.openvino_runner import (
     compile_config,
     resolve_options,
 )
-from nnship.core import Artifact, Backend, DataSource
+from nnship.core import Artifact, Backend, CompileInputs, DataSource
 from nnship.errors import BackendError
 from nnship.fileio import ensure_writable_dir, sha256_file, write_json_atomic
 from nnship.onnx_utils import load_onnx, onnx_output_names, onnx_precision
@@ -68,18 +67,16 @@ class OpenVinoBackend(Backend):
 
     name = "openvino"
 
-    def compile(
+    options_type = OpenVinoOptions
+
+    def _compile_impl(
         self,
         onnx_path: Path,
         out_dir: Path,
+        options: OpenVinoOptions,
         *,
-        precision: str | None = None,
-        options: OpenVinoOptions | None = None,
-        calib_data: DataSource | None = None,
-        exclude_names: Sequence[str] = (),
-        exclude_op_types: Sequence[str] = (),
-        exclude_patterns: Sequence[str] = (),
-        **overrides: Any,
+        precision: str | None,
+        inputs: CompileInputs,
     ) -> Artifact:
         """Write `model.xml`/`model.bin`/`artifact.json` under `out_dir` and return the Artifact.
 
@@ -89,7 +86,10 @@ class OpenVinoBackend(Backend):
         names) are left in float by NNCF. Other keyword arguments override `options` fields
         (device, hint, threads, ...). The model is compiled once on the device to prove it runs.
         """
-        opts = resolve_options(options, **overrides)
+        opts = options
+        calib_data = inputs.calib_data
+        exclude_names, exclude_op_types = inputs.exclude_names, inputs.exclude_op_types
+        exclude_patterns = inputs.exclude_patterns
         check_device(_ov().Core(), opts.device)  # fail before converting anything
         onnx_path = Path(onnx_path)
         onnx_model = load_onnx(onnx_path)

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from nnship.validate.bench import bench
+    from nnship import api
     from nnship.validate.commands import parse_backend_options
     from nnship.validate.config import LatencyConfig
     from nnship.validate.render.cells import fmt
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"Bad bench option: {summarize_errors(exc)}") from exc
     options = parse_backend_options(args.option)
     options.update(parse_backend_options(getattr(args, "unknown_options", [])))
-    result = bench(
+    result = api.bench(
         args.model,
         backend=args.backend,
         latency=latency,

@@ -95,7 +95,7 @@ def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnship.build import build
+    from nnship import api
     from nnship.recipe import load_recipe, recipe_to_toml
 
     overrides = collect_overrides(args)
@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(recipe.to_dict(), indent=2))
         else:
             print(recipe_to_toml(recipe), end="")
-        return 0
-    result = build(
+        return 0  # printing the recipe runs no stage: no API call
+    result = api.build(
         args.recipe,
         output_dir=args.output_dir,
         overrides=overrides,

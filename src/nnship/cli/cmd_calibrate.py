@@ -64,18 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace):  # -> nnship.core.DataSource
-    from nnship.onnx_utils import load_onnx, onnx_input_specs
-    from nnship.sources.data import open_data
-
-    specs = onnx_input_specs(load_onnx(args.model, load_weights=False))
-    return open_data(args.data, input_specs=specs)
-
-
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from nnship.calibration import CalibrationConfig, calibrate
+    from nnship import api
+    from nnship.calibration import CalibrationConfig
     from nnship.errors import CalibrationError
 
     try:
@@ -92,10 +85,9 @@ def run(args: argparse.Namespace) -> int:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise CalibrationError(f"--{field.replace('_', '-')}: {first['msg']}") from None
-    data = _open(args)
-    table = calibrate(
+    table = api.calibrate(
         args.model,
-        data,
+        args.data,
         args.output,
         config,
         trt_cache=args.trt_cache,
@@ -114,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     print(
         f"calibrated {len(table)} tensors on {table.num_samples} samples of "
-        f"{data.describe()} -> {args.output}",
+        f"{args.data} -> {args.output}",
         file=out,
     )
     print(

@@ -29,30 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnship.backends.tensorrt_check import check_tensorrt
-    from nnship.backends.tensorrt_ops import TENSORRT_VERSION
+    from nnship import api
 
-    findings = check_tensorrt(args.model)
-    errors = [f for f in findings if f.severity == "error"]
-    warnings = len(findings) - len(errors)
-    for finding in findings:
+    result = api.check(args.model, target=args.target)
+    for finding in result.findings:
         print(finding)
-    verdict = "FAIL" if errors else "OK"
+    verdict = "OK" if result.passed else "FAIL"
     print(
-        f"{verdict}: {args.model} for TensorRT (parser list of TensorRT {TENSORRT_VERSION}): "
-        f"{len(errors)} error(s), {warnings} warning(s)"
+        f"{verdict}: {args.model} for TensorRT (parser list of TensorRT "
+        f"{result.tensorrt_version}): {len(result.errors)} error(s), "
+        f"{len(result.warnings)} warning(s)"
     )
     if args.json:
         from nnship.fileio import write_json_atomic
 
-        write_json_atomic(
-            args.json,
-            {
-                "model": str(args.model),
-                "target": args.target,
-                "tensorrt_ops_version": TENSORRT_VERSION,
-                "ok": not errors,
-                "findings": [f.to_dict() for f in findings],
-            },
-        )
-    return 1 if errors else 0
+        write_json_atomic(args.json, result.to_dict())
+    return 0 if result.passed else 1

@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnship import api
     from nnship.fileio import write_json_atomic, write_text_atomic
-    from nnship.validate.commands import compare_report_files
     from nnship.validate.compare import CompareThresholds, Threshold
 
     thresholds = CompareThresholds(
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, key) is not None
         }
     )
-    result = compare_report_files(
+    result = api.compare(
         args.stored,
         args.current,
         thresholds,

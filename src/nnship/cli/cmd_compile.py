@@ -121,27 +121,28 @@ def _tensorrt_overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnship.backends.compile import canonical_backend, compile_model
+    from nnship import api
+    from nnship.backends import canonical_backend
 
     backend = canonical_backend(args.backend)
-    out = args.output or Path("build") / args.model.stem / backend
-    precision = None if args.precision == "auto" else args.precision
-    kwargs: dict = {}
+    options: dict = {}
     if backend == "openvino":
-        kwargs = _openvino_overrides(args)
-        if args.calib:
-            from nnship.onnx_utils import load_onnx, onnx_input_specs
-            from nnship.sources.data import open_data
-
-            specs = onnx_input_specs(load_onnx(args.model, load_weights=False))
-            kwargs["calib_data"] = open_data(args.calib, input_specs=specs, limit=args.calib_limit)
-        kwargs["exclude_names"] = args.exclude
-        kwargs["exclude_op_types"] = args.exclude_op_type
+        options = _openvino_overrides(args)
     elif backend == "tensorrt":
-        kwargs = _tensorrt_overrides(args)
+        options = _tensorrt_overrides(args)
     else:
-        kwargs = {"threads": args.threads}
-    artifact = compile_model(args.model, out, backend=backend, precision=precision, **kwargs)
+        options = {"threads": args.threads}
+    artifact = api.compile(
+        args.model,
+        args.output,
+        backend=backend,
+        precision=None if args.precision == "auto" else args.precision,
+        options=options,
+        calib_data=args.calib if backend == "openvino" else None,
+        calib_limit=args.calib_limit,
+        exclude_names=args.exclude if backend == "openvino" else (),
+        exclude_op_types=args.exclude_op_type if backend == "openvino" else (),
+    )
     _print_artifact(artifact)
     if args.json:
         from nnship.fileio import write_json_atomic

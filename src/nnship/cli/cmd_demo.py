@@ -36,10 +36,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnship import api
     from nnship.cli.cmd_build import finish
-    from nnship.demo import demo
 
-    result = demo(
+    result = api.demo(
         cache=args.cache_dir,
         output_dir=args.output_dir,
         recipe=args.recipe,

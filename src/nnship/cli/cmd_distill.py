@@ -117,44 +117,24 @@ def make_distill_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnship import api
     from nnship.cli.cmd_prune import factory_kwargs
-    from nnship.compress import count_parameters, distill
-    from nnship.errors import CompressionError
     from nnship.fileio import write_json_atomic
-    from nnship.sources.data import open_data
-    from nnship.sources.models import load_model, save_pt2
 
-    config = make_distill_config(args)
-    teacher = load_model(
+    result = api.distill(
         args.teacher,
+        args.student,
+        args.output,
+        args.data,
+        make_distill_config(args),
         inputs=args.inputs or None,
         factory_kwargs=factory_kwargs(args.factory_arg) or None,
-        weights=args.teacher_weights,
+        teacher_weights=args.teacher_weights,
         trust_pickle=args.trust_pickle,
+        val_data=args.val_data,
+        keep_sparsity=args.keep_sparsity,
     )
-    student = load_model(args.student, inputs=args.inputs or None, trust_pickle=args.trust_pickle)
-    for role, loaded in (("teacher", teacher), ("student", student)):
-        if loaded.module is None:
-            raise CompressionError(
-                f"The {role} '{loaded.source}' is ONNX; distillation needs PyTorch"
-            )
-    specs = student.input_specs or teacher.require_inputs("distillation")
-    example = student.example_inputs if student.input_specs else teacher.example_inputs
-    assert example is not None
-    data = open_data(args.data, input_specs=specs)
-    val = open_data(args.val_data, input_specs=specs) if args.val_data else None
-    result = distill(
-        teacher.module, student.module, data, config, val_data=val, keep_zeros=args.keep_sparsity
-    )
-    save_pt2(result.student, example, args.output)
-    report = {
-        "teacher": teacher.source,
-        "student": student.source,
-        "output": str(args.output),
-        "teacher_params": count_parameters(teacher.module),
-        "student_params": count_parameters(result.student),
-        **result.to_dict(),
-    }
+    report = result.to_dict()
     if args.json:
         write_json_atomic(args.json, report)
     _print_report(report)

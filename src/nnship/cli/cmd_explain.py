@@ -61,25 +61,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnship import api
     from nnship.fileio import write_text_atomic
-    from nnship.validate.explain import attach_to_report, explain
 
-    result = explain(
+    result = api.explain(
         args.float_model,
         args.artifact,
         args.data,
         max_samples=args.max_samples,
         batch_size=args.batch_size,
-        artifact=args.label,
+        label=args.label,
         min_coverage=args.min_coverage,
         threads=args.threads,
+        attach_to=args.report,
     )
     markdown = result.to_markdown(top=args.top)
     if args.json:
         result.save(args.json)
     if args.markdown:
         write_text_atomic(args.markdown, markdown)
-    if args.report:
-        attach_to_report(args.report, result)
     print(markdown, end="")
     return 0

@@ -143,22 +143,18 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnship.exporter import export_onnx
+    from nnship import api
     from nnship.fileio import write_json_atomic
-    from nnship.sources.models import load_model
 
-    options = _config(args)
-    loaded = load_model(
+    result = api.export(
         args.model,
+        args.output,
         inputs=args.inputs or None,
         factory_kwargs=_factory_kwargs(args.factory_arg) or None,
         weights=args.weights,
         trust_pickle=args.trust_pickle,
+        options=_config(args),
     )
-    if loaded.module is None:
-        raise ExportError(f"'{args.model}' is already an ONNX model; there is nothing to export")
-    loaded.require_inputs("export")
-    result = export_onnx(loaded, args.output, options=options)
     if args.json:
         write_json_atomic(args.json, result.to_dict())
     _print_summary(result)

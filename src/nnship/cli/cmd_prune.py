@@ -148,53 +148,22 @@ def factory_kwargs(items: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from nnship.compress import compress, prune, torch_latency_ms
-    from nnship.compress.metrics import top1
-    from nnship.errors import CompressionError
+    from nnship import api
     from nnship.fileio import write_json_atomic
-    from nnship.sources.data import open_data
-    from nnship.sources.models import load_model, save_pt2
 
-    config = make_prune_config(args)
-    loaded = load_model(
+    result = api.prune(
         args.model,
+        args.output,
+        make_prune_config(args),
         inputs=args.inputs or None,
         factory_kwargs=factory_kwargs(args.factory_arg) or None,
         weights=args.weights,
         trust_pickle=args.trust_pickle,
+        data=args.data,
+        eval_data=args.eval,
+        latency_runs=args.latency_runs,
     )
-    if loaded.module is None:
-        raise CompressionError(f"'{args.model}' is an ONNX model; pruning needs the PyTorch model")
-    specs = loaded.require_inputs("pruning")
-    example = loaded.example_inputs
-    assert example is not None
-    data = open_data(args.data, input_specs=specs) if args.data else None
-    if config.steps > 1:
-        steps = compress(loaded.module, example, config, None, data=data).prune_steps
-        result = steps[-1]
-        result.params_before, result.flops_before = steps[0].params_before, steps[0].flops_before
-        result.nonzero_before = steps[0].nonzero_before
-    else:
-        result = prune(loaded.module, example, config, data=data)
-    report: dict[str, Any] = {
-        "source": loaded.source,
-        "output": str(args.output),
-        **result.to_dict(),
-    }
-    if args.latency_runs > 0:
-        inputs = {k: torch.from_numpy(v[:1]) for k, v in example.items()}
-        ms = torch_latency_ms(
-            {"original": loaded.module, "pruned": result.module}, inputs, runs=args.latency_runs
-        )
-        report["torch_latency_ms"] = ms
-    if args.eval:
-        eval_data = open_data(args.eval, input_specs=specs)
-        report["eval"] = top1(
-            {"original": loaded.module, "pruned": result.module}, eval_data, reference="original"
-        )
-    save_pt2(result.module, example, args.output)
+    report = result.to_dict()
     if args.json:
         write_json_atomic(args.json, report)
     _print_report(report, verbose=getattr(args, "verbose", 0) > 0)

@@ -102,8 +102,9 @@ def _stored_method(table: object) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnship import api
     from nnship.fileio import write_json_atomic
-    from nnship.quantize import make_config, quantize
+    from nnship.quantize import make_config
 
     table = None
     if args.calib_table is not None:
@@ -134,18 +135,14 @@ def run(args: argparse.Namespace) -> int:
         keep_io_types=args.keep_io_types,
         eval_samples=args.eval_limit,
     )
-    calib = eval_data = None
-    if args.calib is not None or args.eval is not None:
-        from nnship.onnx_utils import load_onnx, onnx_input_specs
-        from nnship.sources.data import open_data
-
-        specs = onnx_input_specs(load_onnx(args.model, load_weights=False))
-        if args.calib is not None:
-            calib = open_data(args.calib, input_specs=specs)
-        if args.eval is not None:
-            eval_data = open_data(args.eval, input_specs=specs, limit=args.eval_limit)
-    result = quantize(
-        args.model, args.output, config, table=table, calib_data=calib, eval_data=eval_data
+    result = api.quantize(
+        args.model,
+        args.output,
+        config,
+        table=table,
+        calib_data=args.calib,
+        eval_data=args.eval,
+        eval_limit=args.eval_limit,
     )
     _print_result(result)
     if args.json is not None:

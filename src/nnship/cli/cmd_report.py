@@ -38,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnship.validate.render.html import render_report_files
+    from nnship import api
 
-    report = render_report_files(args.report, html=args.html, markdown=args.markdown)
+    rendered = api.report(args.report, html=args.html, markdown=args.markdown)
     if args.html is None and args.markdown is None:
-        print(report.to_markdown(), end="")
+        print(rendered.text, end="")
     for kind, path in (("HTML", args.html), ("Markdown", args.markdown)):
         if path is not None:
             print(f"{kind} report written to {path}")

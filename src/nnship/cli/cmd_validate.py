@@ -139,14 +139,15 @@ def build_config(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from nnship.validate.commands import parse_backend_options, validate_models
+    from nnship import api
+    from nnship.validate.commands import parse_backend_options
     from nnship.validate.render.terminal import print_report
 
     config = build_config(args)
-    report = validate_models(
-        args.data,
+    report = api.validate(
+        args.baseline,
         args.candidate,
-        baseline=args.baseline,
+        args.data,
         baseline_outputs=args.baseline_outputs,
         candidate_outputs=args.candidate_outputs,
         candidate_backends=args.candidate_backend,

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from nnship.backends import BACKEND_ALIASES
+from nnship.backends.compile import guess_backend
 from nnship.core import Artifact, DataSource, Runner, TensorSpec
 from nnship.errors import BackendError, DataError, RecipeError
 from nnship.validate.compare import CompareThresholds, Comparison, compare_reports
@@ -28,14 +30,6 @@ try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-
-_SUFFIX_BACKENDS = {
-    ".onnx": "onnxruntime",
-    ".xml": "openvino",
-    ".engine": "tensorrt",
-    ".plan": "tensorrt",
-    ".trt": "tensorrt",
-}
 
 
 def parse_backend_options(tokens: Sequence[str]) -> dict[str, Any]:
@@ -65,9 +59,6 @@ def parse_backend_options(tokens: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
-
-
 def options_for(backend: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options for `backend`: unscoped keys, plus `BACKEND.key` ones scoped to it
     (`openvino.hint`, or `ov.hint`); options scoped to other backends are left out."""
@@ -76,7 +67,7 @@ def options_for(backend: str, options: dict[str, Any]) -> dict[str, Any]:
         scope, dot, name = key.rpartition(".")
         if not dot:
             out[key] = value
-        elif _ALIASES.get(scope.lower(), scope.lower()) == backend:
+        elif BACKEND_ALIASES.get(scope.lower(), scope.lower()) == backend:
             out[name] = value
     return out
 
@@ -90,26 +81,6 @@ def _coerce(value: str) -> Any:
         except ValueError:
             continue
     return value
-
-
-def guess_backend(path: Path) -> str:
-    """The backend for an artifact path: by `artifact.json` in a directory, else by suffix."""
-    if path.is_dir():
-        meta = path / "artifact.json"
-        try:
-            return str(json.loads(meta.read_text(encoding="utf-8"))["backend"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise BackendError(
-                f"'{path}' is a directory without a readable artifact.json; pass the model file "
-                "or --candidate-backend/--backend"
-            ) from exc
-    backend = _SUFFIX_BACKENDS.get(path.suffix.lower())
-    if backend is None:
-        raise BackendError(
-            f"Cannot tell the backend of '{path}' from its suffix; pass --candidate-backend/"
-            f"--backend ({', '.join(sorted(set(_SUFFIX_BACKENDS.values())))})"
-        )
-    return backend
 
 
 def _onnx_precision(path: Path) -> str:
@@ -133,23 +104,23 @@ def open_runner(path: Path | str, *, backend: str | None = None, **options: Any)
     with its backend (guessed from the path unless given); `options` go to `Backend.load`
     (e.g. `threads=2`, `hint="latency"`; keys scoped as `openvino.hint` reach only that
     backend, see `options_for`). Times the load (cold start, milliseconds)."""
-    from nnship.backends import get_backend
+    from nnship.backends import canonical_backend
+    from nnship.backends.compile import open_artifact
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"Artifact '{path}' does not exist")
-    name = backend or guess_backend(path)
-    impl = get_backend(name)
-    options = options_for(impl.name, options)
+    name = canonical_backend(backend or guess_backend(path))
+    options = options_for(name, options)
     try:
-        runner, ms, memory = timed_load(lambda: impl.load(path, **options))
+        runner, ms, memory = timed_load(lambda: open_artifact(path, backend=name, options=options))
     except TypeError as exc:  # an option the backend's load/runner does not take
         if "argument" not in str(exc):
             raise
         raise BackendError(
-            f"Backend '{impl.name}' cannot load '{path}' with options {sorted(options)}: {exc}"
+            f"Backend '{name}' cannot load '{path}' with options {sorted(options)}: {exc}"
         ) from exc
-    artifact = _artifact_for(path, impl.name, runner)
+    artifact = _artifact_for(path, name, runner)
     return OpenedRunner(runner, artifact, ms, memory)
 
 

@@ -47,8 +47,7 @@ def run_validation(
     compress_info: dict[str, Any] | None = None,
 ) -> Any:
     """Validate every artifact; returns the `Report` (not yet saved)."""
-    from nnship.backends import get_backend
-    from nnship.backends.compile import runner_options
+    from nnship.backends.compile import open_artifact
     from nnship.validate.latency import timed_load
     from nnship.validate.validate import validate
 
@@ -67,9 +66,10 @@ def run_validation(
                     f"not validated here ({why})"
                 )
                 continue
-            backend = get_backend(artifact.backend)
-            options = runner_options(artifact.backend, ctx.recipe.backends)
-            runner, ms, memory = timed_load(lambda b=backend, a=artifact, o=options: b.load(a, **o))
+            config = ctx.recipe.backends
+            runner, ms, memory = timed_load(
+                lambda a=artifact, c=config: open_artifact(a, config=c)
+            )
             stack.callback(runner.close)
             candidates[artifact.label] = runner
             by_label[artifact.label] = artifact

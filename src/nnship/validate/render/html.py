@@ -14,6 +14,14 @@ from html import escape
 from pathlib import Path
 
 from nnship.fileio import write_text_atomic
+from nnship.validate.render.cells import (
+    COLUMNS,
+    DRIFT_COLUMNS,
+    drift_table,
+    fmt,
+    gate_cells,
+    summary_table,
+)
 from nnship.validate.render.charts import (
     Bar,
     BoxSeries,
@@ -22,14 +30,6 @@ from nnship.validate.render.charts import (
     box_plot,
     color,
     scatter,
-)
-from nnship.validate.render.cells import (
-    COLUMNS,
-    DRIFT_COLUMNS,
-    drift_table,
-    fmt,
-    gate_cells,
-    summary_table,
 )
 from nnship.validate.report import LayerDrift, Report, Row
 

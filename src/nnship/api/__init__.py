@@ -1,0 +1,66 @@
+"""The Python API: one typed function per CLI command; the CLI is a thin layer over it.
+
+Every `nnship <verb>` parses its arguments, calls exactly one function here and renders what
+it returns; every result has `to_dict()` (JSON). Stage modules are imported inside the
+functions, so `import nnship.api` imports neither torch nor any backend runtime, and only the
+stages a call uses must be installed (optional runtimes raise `MissingDependencyError` naming
+the pip extra). See docs/api.md.
+
+    from nnship import api
+    result = api.build("examples/demo/recipe.toml")
+    print(result.exit_code, result.report_path)
+"""
+
+from __future__ import annotations
+
+from nnship.api.backends import check, compile
+from nnship.api.models import distill, export, prune
+from nnship.api.pipeline import build, demo
+from nnship.api.quantization import calibrate, quantize
+from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
+from nnship.api.validation import bench, compare, explain, report, validate
+from nnship.build.result import BuildResult
+from nnship.recipe import Recipe, load_recipe
+
+COMMANDS = {
+    "bench": bench,
+    "build": build,
+    "calibrate": calibrate,
+    "check": check,
+    "compare": compare,
+    "compile": compile,
+    "demo": demo,
+    "distill": distill,
+    "explain": explain,
+    "export": export,
+    "prune": prune,
+    "quantize": quantize,
+    "report": report,
+    "validate": validate,
+}
+"""CLI verb -> the API function it calls."""
+
+__all__ = [
+    "COMMANDS",
+    "BuildResult",
+    "CheckResult",
+    "DistillReport",
+    "PruneReport",
+    "Recipe",
+    "RenderedReport",
+    "bench",
+    "build",
+    "calibrate",
+    "check",
+    "compare",
+    "compile",
+    "demo",
+    "distill",
+    "explain",
+    "export",
+    "load_recipe",
+    "prune",
+    "quantize",
+    "report",
+    "validate",
+]

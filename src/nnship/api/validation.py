@@ -1,0 +1,208 @@
+"""`nnship validate`, `bench`, `compare`, `explain` and `report`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnship.api._common import DataArg, ModelArg, open_data_arg
+from nnship.api.results import RenderedReport
+
+if TYPE_CHECKING:
+    from nnship.core import Artifact, Runner, TensorSpec
+    from nnship.validate.bench import BenchResult
+    from nnship.validate.compare import CompareThresholds, Comparison
+    from nnship.validate.config import LatencyConfig, ValidateConfig
+    from nnship.validate.explain import Explanation
+    from nnship.validate.report import Report
+
+
+def validate(
+    baseline: Runner | ModelArg | None,
+    candidates: Mapping[str, Runner] | Sequence[str | Path],
+    data: DataArg,
+    *,
+    config: ValidateConfig | None = None,
+    latency: LatencyConfig | None = None,
+    artifacts: Mapping[str, Artifact] | None = None,
+    baseline_outputs: str | Path | None = None,
+    candidate_outputs: Sequence[str | Path] = (),
+    candidate_backends: Sequence[str] = (),
+    inputs: Sequence[str | TensorSpec] | None = None,
+    labels_key: str = "labels",
+    weights: str | Path | None = None,
+    trust_pickle: bool = False,
+    backend_options: Mapping[str, Any] | None = None,
+    save_outputs_dir: str | Path | None = None,
+) -> Report:
+    """`nnship validate`: compare candidates with the float baseline on `data`; returns the
+    `Report` (accuracy, drift per output, latency in milliseconds, gate verdicts).
+
+    Either runners (`baseline` a `Runner`, `candidates` {label: `Runner`}, `data` a path or a
+    `DataSource`), or paths as on the command line: `baseline` a model source (or None with
+    `baseline_outputs`, saved outputs), `candidates` artifact paths (backend guessed from the
+    path unless `candidate_backends` names it), `backend_options` passed to the backends.
+    `config` defaults to `ValidateConfig()` (batch 32, latency at batch 1, 200 runs, no
+    gates); `latency` replaces its latency section."""
+    from nnship.core import Runner
+    from nnship.validate.config import ValidateConfig
+
+    config = config or ValidateConfig()
+    if latency is not None:
+        config = config.model_copy(update={"latency": latency})
+    if isinstance(baseline, Runner):
+        from nnship.validate import validate as _validate
+
+        runners = dict(candidates) if isinstance(candidates, Mapping) else {}
+        source = open_data_arg(data, baseline.input_specs)
+        return _validate(
+            baseline,
+            runners,
+            source,
+            config=config,
+            artifacts=dict(artifacts) if artifacts else None,
+            save_outputs_dir=save_outputs_dir,
+        )
+    from nnship.validate.commands import validate_models
+
+    return validate_models(
+        data if isinstance(data, str | Path) else data,
+        [Path(c) for c in candidates] if not isinstance(candidates, Mapping) else [],
+        baseline=str(baseline) if baseline is not None else None,
+        baseline_outputs=baseline_outputs,
+        candidate_outputs=list(candidate_outputs),
+        candidate_backends=list(candidate_backends),
+        inputs=list(inputs) if inputs else None,
+        labels_key=labels_key,
+        weights=weights,
+        trust_pickle=trust_pickle,
+        config=config,
+        backend_options=dict(backend_options or {}),
+        save_outputs_dir=save_outputs_dir,
+    )
+
+
+def bench(
+    path: str | Path,
+    *,
+    backend: str | None = None,
+    latency: LatencyConfig | None = None,
+    data: str | Path | None = None,
+    inputs: Sequence[str | TensorSpec] | None = None,
+    backend_options: Mapping[str, Any] | None = None,
+) -> BenchResult:
+    """`nnship bench`: latency, throughput, cold start and memory of one artifact (.onnx,
+    OpenVINO .xml or compile folder, TensorRT engine). `latency` defaults to `LatencyConfig()`
+    (batch 1, 200 timed runs); inputs are the first samples of `data`, else example inputs
+    shaped by `inputs` or the model. Milliseconds throughout. Returns the `BenchResult`."""
+    from nnship.validate.bench import bench as _bench
+
+    return _bench(
+        path,
+        backend=backend,
+        latency=latency,
+        data=data,
+        inputs=list(inputs) if inputs else None,
+        backend_options=dict(backend_options or {}),
+    )
+
+
+def compare(
+    baseline: Report | str | Path,
+    current: Report | str | Path,
+    thresholds: CompareThresholds | None = None,
+    *,
+    allow_mismatch: bool = False,
+    allow_hardware_mismatch: bool = False,
+) -> Comparison:
+    """`nnship compare`: check a new report against a stored one (reports or their JSON
+    paths) under `thresholds` (default `CompareThresholds()`). Reports of other models/data
+    (or, for latency, other hardware) are refused unless allowed. Returns the `Comparison`."""
+    from nnship.validate import Report
+    from nnship.validate.commands import compare_report_files
+    from nnship.validate.compare import compare_reports
+
+    if isinstance(baseline, Report) or isinstance(current, Report):
+
+        def as_report(value: Report | str | Path) -> Report:
+            return value if isinstance(value, Report) else Report.load(value)
+
+        return compare_reports(
+            as_report(baseline),
+            as_report(current),
+            thresholds,
+            allow_mismatch=allow_mismatch,
+            allow_hardware_mismatch=allow_hardware_mismatch,
+        )
+    return compare_report_files(
+        baseline,
+        current,
+        thresholds,
+        allow_mismatch=allow_mismatch,
+        allow_hardware_mismatch=allow_hardware_mismatch,
+    )
+
+
+def explain(
+    float_model: str | Path,
+    quantized_model: str | Path,
+    data: DataArg,
+    *,
+    max_samples: int | None = None,
+    batch_size: int | None = None,
+    label: str | None = None,
+    min_coverage: float | None = None,
+    threads: int | None = None,
+    attach_to: str | Path | None = None,
+) -> Explanation:
+    """`nnship explain`: rank the layers of `quantized_model` by the drift each adds against
+    `float_model` on `data`. Unset numbers keep `nnship.validate.explain.explain`'s defaults.
+    `attach_to` (a report JSON) gets the explanation attached. Returns the `Explanation`."""
+    from nnship.validate.explain import attach_to_report
+    from nnship.validate.explain import explain as _explain
+
+    given = {
+        "max_samples": max_samples,
+        "batch_size": batch_size,
+        "artifact": label,
+        "min_coverage": min_coverage,
+        "threads": threads,
+    }
+    result = _explain(
+        float_model, quantized_model, data, **{k: v for k, v in given.items() if v is not None}
+    )
+    if attach_to is not None:
+        attach_to_report(attach_to, result)
+    return result
+
+
+def report(
+    path: str | Path,
+    *,
+    format: str = "markdown",  # noqa: A002
+    html: str | Path | None = None,
+    markdown: str | Path | None = None,
+) -> RenderedReport:
+    """`nnship report`: load a saved report JSON and render it as "markdown" (default), "json"
+    or "html" (`text`); `html`/`markdown` also write those renderings to files. An unknown
+    `format` raises `ReportError` before anything is read or written."""
+    from nnship.errors import ReportError
+    from nnship.validate import Report
+
+    if format not in ("markdown", "json", "html"):
+        raise ReportError(f"Unknown report format '{format}'; choose markdown, json or html")
+    from nnship.validate.render.html import render_html, render_report_files
+
+    if html is not None or markdown is not None:
+        loaded = render_report_files(path, html=html, markdown=markdown)
+    else:
+        loaded = Report.load(path)
+    if format == "markdown":
+        text = loaded.to_markdown()
+    elif format == "json":
+        text = loaded.to_json()
+    else:
+        text = render_html(loaded)
+    written = {k: Path(v) for k, v in (("html", html), ("markdown", markdown)) if v is not None}
+    return RenderedReport(loaded, format, text, written)
