@@ -7,8 +7,8 @@ from _validate_helpers import classification_data, linear_classifier
 from rich.console import Console
 
 from nnship.validate import LatencyConfig, ValidateConfig, validate
-from nnship.validate.render.html import render_html
 from nnship.validate.render.cells import DRIFT_COLUMNS, drift_table, latency_cells
+from nnship.validate.render.html import render_html
 from nnship.validate.render.terminal import print_latency
 
 
