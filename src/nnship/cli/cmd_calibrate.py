@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8,
                         help="samples per inference batch (default 8)")  # fmt: skip
     parser.add_argument("--max-samples", type=int, default=None, metavar="N",
-                        help="use at most N samples (default: all)")  # fmt: skip
+                        help="use at most N samples (default 512, as nnship quantize and the "
+                        "build; 0 = all)")  # fmt: skip
     parser.add_argument("--max-exposed-mb", type=float, default=None, metavar="MB",
                         help="memory budget for exposed tensors per run (default: the "
                         "largest tensor, at least 16 MiB)")  # fmt: skip
@@ -78,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
             symmetric=args.symmetric,
             num_bins=args.num_bins,
             batch_size=args.batch_size,
-            max_samples=args.max_samples,
             max_exposed_mb=args.max_exposed_mb,
+            **({} if args.max_samples is None else {"max_samples": args.max_samples or None}),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

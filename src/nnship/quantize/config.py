@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nnship.calibration.config import StatisticsConfig
 from nnship.errors import QuantizationError
 
 Precision = Literal["int8", "fp16", "dynamic-int8"]
@@ -64,20 +65,10 @@ class ExcludeConfig(BaseModel):
         return None
 
 
-class CalibrationSettings(BaseModel):
-    """How statistics are collected when `quantize` gets calibration data rather than a table.
-
-    `max_samples` caps the samples used (default 512); `batch_size` is samples per inference
-    (default 8); `num_bins` is histogram bins per tensor (default 2048); fewer than
-    `min_samples` samples (default 32) only warns.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_samples: int | None = Field(default=512, gt=0)
-    batch_size: int = Field(default=8, gt=0)
-    num_bins: int = Field(default=2048, ge=16)
-    min_samples: int = Field(default=32, ge=1)
+CalibrationSettings = StatisticsConfig
+"""`[quantize.calibration]`: how statistics are collected when `quantize` gets calibration
+data rather than a table. The same model `nnship calibrate` uses (`max_samples` 512,
+`batch_size` 8, `num_bins` 2048, `min_samples` 32 (fewer only warns), `max_exposed_mb`)."""
 
 
 class QuantizeConfig(BaseModel):

@@ -2,36 +2,42 @@
 
 Used by the fallback and by the "does this transform measurably help?" decisions: top-1
 agreement for 2-D logits, per-sample cosine otherwise, accuracy when labels are present.
+Sessions are `OnnxRuntimeRunner`s, cosine and SQNR are `nnship.validate.metrics`' and latency
+is `nnship.validate.latency`'s, so the quantizer scores a model exactly as the validator does
+(an all-zero output has cosine 0 against a non-zero reference, not 1).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 
 from nnship.core import Batch, DataSource, check_batch
-from nnship.errors import QuantizationError
+from nnship.errors import BackendError, QuantizationError
 from nnship.onnx_utils import onnx_input_specs
+from nnship.validate.metrics import per_sample_cosine, sqnr_db
+
+
+def _runner(model: onnx.ModelProto | Path | str, *, threads: int = 2) -> Any:
+    """An `OnnxRuntimeRunner` on CPU with every graph optimization on (QDQ fusions need them),
+    one inter-op thread; a model ONNX Runtime cannot load is a `QuantizationError`."""
+    from nnship.backends.onnxruntime import OnnxRuntimeRunner
+
+    try:
+        return OnnxRuntimeRunner(
+            model, threads=threads, inter_op_threads=1, graph_optimization="all"
+        )
+    except BackendError as exc:
+        raise QuantizationError(f"ONNX Runtime cannot load the model: {exc}") from exc
 
 
 def make_session(model: onnx.ModelProto | Path | str, *, threads: int = 2):  # noqa: ANN201
-    """An ONNX Runtime CPU session with every graph optimization on (QDQ fusions need them)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    try:
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT's Fail/InvalidGraph/NotImplemented all mean "cannot run"
-        raise QuantizationError(f"ONNX Runtime cannot load the model: {exc}") from exc
+    """The ONNX Runtime session of `_runner(model)` (for callers that run named outputs)."""
+    return _runner(model, threads=threads).session
 
 
 @dataclass
@@ -72,35 +78,30 @@ def run_model(
     model: onnx.ModelProto, data: DataSource, *, max_samples: int | None = None
 ) -> Outputs:
     """Outputs of `model` on `data` (at most `max_samples` samples), concatenated."""
-    session = make_session(model)
-    names = [o.name for o in session.get_outputs()]
-    chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    labels: list[np.ndarray] = []
-    for inputs, batch_labels in iter_checked(model, data, max_samples=max_samples):
-        for name, value in zip(names, session.run(names, inputs)):
-            chunks[name].append(np.asarray(value))
-        if batch_labels is not None:
-            labels.append(np.asarray(batch_labels))
+    runner = _runner(model)
+    try:
+        names = runner.output_names
+        chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        labels: list[np.ndarray] = []
+        for inputs, batch_labels in iter_checked(model, data, max_samples=max_samples):
+            out = runner.run(inputs, check=False)  # iter_checked checked the batch
+            for name in names:
+                chunks[name].append(np.asarray(out[name]))
+            if batch_labels is not None:
+                labels.append(np.asarray(batch_labels))
+    finally:
+        runner.close()
     arrays = {n: np.concatenate(v) for n, v in chunks.items()}
     return Outputs(arrays, np.concatenate(labels) if labels else None)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    num = (a * b).sum(1)
-    den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    both_zero = den == 0
-    return np.where(both_zero, 1.0, num / np.where(both_zero, 1.0, den))
+SQNR_EXACT_DB = 200.0
+"""SQNR the quantizer scores identical outputs with (`sqnr_db` says None: no noise)."""
 
 
-def _sqnr_db(signal: float, noise: float) -> float:
-    """10 log10(signal / noise), within [-200, 200] dB (exact match: 200)."""
-    if noise <= signal * 1e-20:
-        return 200.0
-    if signal <= noise * 1e-20:
-        return -200.0
-    return float(10.0 * np.log10(signal / noise))
+def _sqnr(ref: np.ndarray, diff: np.ndarray) -> float:
+    value = sqnr_db(float((ref**2).sum()), float((diff**2).sum()))
+    return SQNR_EXACT_DB if value is None else min(value, SQNR_EXACT_DB)
 
 
 def compare(reference: Outputs, candidate: Outputs) -> dict[str, float]:
@@ -109,12 +110,17 @@ def compare(reference: Outputs, candidate: Outputs) -> dict[str, float]:
     and for 2-D logits `top1_agreement` (0..1), `top1_drop` (percentage points; with labels
     the accuracy drop, else 100 - agreement in %) and the accuracies."""
     ref, cand = reference.primary, candidate.primary
-    diff = ref.astype(np.float64) - cand
+    ref64 = ref.astype(np.float64)
+    cand64 = cand.astype(np.float64)
+    diff = ref64 - cand64
+    rows = len(ref)
     metrics: dict[str, float] = {
-        "cosine": float(_cosine(ref, cand).mean()),
+        "cosine": float(
+            per_sample_cosine(ref64.reshape(rows, -1), cand64.reshape(rows, -1)).mean()
+        ),
         "max_abs": float(np.abs(diff).max()),
-        "sqnr_db": _sqnr_db(float((ref.astype(np.float64) ** 2).sum()), float((diff**2).sum())),
-        "samples": float(len(ref)),
+        "sqnr_db": _sqnr(ref64, diff),
+        "samples": float(rows),
     }
     if ref.ndim == 2 and ref.shape[1] > 1:
         ref_top, cand_top = ref.argmax(1), cand.argmax(1)
@@ -154,14 +160,17 @@ def score(metrics: dict[str, float]) -> tuple[float, float]:
 def median_latency_ms(
     model: onnx.ModelProto | Path | str, batch: Batch, *, runs: int = 30, threads: int = 2
 ) -> float:
-    """Median ONNX Runtime CPU latency (milliseconds) of one call on `batch`, after 5 warm-ups.
-    Rough on a shared machine: use `bench/` for figures worth quoting."""
-    session = make_session(model, threads=threads)
-    for _ in range(5):
-        session.run(None, batch)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, batch)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
+    """Median ONNX Runtime CPU latency (milliseconds) of one call on `batch`, after 5 warm-ups
+    (`nnship.validate.latency.measure_latency`). Rough on a shared machine: use `bench/` for
+    figures worth quoting."""
+    from nnship.validate.config import LatencyConfig
+    from nnship.validate.latency import measure_latency
+
+    config = LatencyConfig(
+        min_warmup_runs=5, max_warmup_runs=5, runs=runs, min_runs=min(runs, 10), threads=threads
+    )
+    runner = _runner(model, threads=threads)
+    try:
+        return float(measure_latency(runner, batch, config).p50_ms)
+    finally:
+        runner.close()

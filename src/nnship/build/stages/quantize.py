@@ -169,6 +169,8 @@ def _calibrate(ctx: StageContext, float_onnx: Path, calib: DataSource | None) ->
         num_bins=settings.num_bins,
         batch_size=settings.batch_size,
         max_samples=settings.max_samples,
+        min_samples=settings.min_samples,
+        max_exposed_mb=settings.max_exposed_mb,
     )
     table.save(path)
     stamp.record([path], {"num_samples": getattr(table, "num_samples", None)})
