@@ -50,8 +50,15 @@ def test_auto_decides_on_the_evaluation_data(cnn_path, cnn_data, tmp_path):
         eval_data=data,
     )
     (record,) = _considered(result)
-    assert record["decision"] in {
-        "applied: measurably helps",
-        "not applied: no measurable gain on the evaluation data",
-    }
-    assert record["metrics_with"] is not None and record["metrics_without"] is not None
+    before, after = record["metrics_without"], record["metrics_with"]
+    assert before is not None and after is not None
+    # the documented rule: higher top-1 agreement, or the same and a cosine higher by > 1e-4
+    if "top1_agreement" in before and after["top1_agreement"] != before["top1_agreement"]:
+        helps = after["top1_agreement"] > before["top1_agreement"]
+    else:
+        helps = after["cosine"] > before["cosine"] + 1e-4
+    assert record["applied"] is helps
+    expected = "applied: measurably helps" if helps else "not applied"
+    assert record["decision"].startswith(expected)
+    shipped = any(t["name"] == "bias_correction" for t in result.applied_transforms)
+    assert shipped is helps  # the shipped graph follows the decision

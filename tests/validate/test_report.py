@@ -10,6 +10,7 @@ from _validate_helpers import classification_data, linear_classifier
 
 from nnship.errors import ReportError
 from nnship.validate import Gates, LatencyConfig, Report, ValidateConfig, validate
+from nnship.validate.render.markdown import save_with_markdown
 from nnship.validate.report import SCHEMA_VERSION, LayerDrift
 
 
@@ -24,10 +25,16 @@ def report() -> Report:
     return validate(make(), {"noisy": make(noise=0.3)}, data, config=config)
 
 
+def test_save_writes_json_only(tmp_path, report: Report) -> None:
+    path = report.save(tmp_path / "report.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert Report.load(path) == report
+
+
 def test_round_trip_keeps_everything(tmp_path, report: Report) -> None:
     report.extra["quantize"] = {"float_nodes": [{"name": "Softmax_1", "reason": "sensitive"}]}
     report.layer_drift = [LayerDrift(artifact="noisy", layer="fc", sqnr_db=31.5, cosine=0.999)]
-    path = report.save(tmp_path / "report.json")
+    path = save_with_markdown(report, tmp_path / "report.json")
     assert (tmp_path / "report.md").is_file()
     loaded = Report.load(path)
     assert loaded == report

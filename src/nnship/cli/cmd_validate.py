@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnship import api
     from nnship.validate.commands import parse_backend_options
+    from nnship.validate.render.markdown import save_with_markdown
     from nnship.validate.render.terminal import print_report
 
     config = build_config(args)
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         save_outputs_dir=args.save_outputs,
     )
     if args.report:
-        report.save(args.report)
+        save_with_markdown(report, args.report)
         logging.getLogger("nnship").info(
             "Report written to %s (+ %s)", args.report, args.report.with_suffix(".md")
         )

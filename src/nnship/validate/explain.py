@@ -321,4 +321,6 @@ def attach_to_report(report_path: Path | str, explanation: Explanation) -> Path:
     report = Report.load(report_path)
     kept = [d for d in report.layer_drift or [] if d.artifact != explanation.artifact]
     report.layer_drift = kept + list(explanation.layers)
-    return report.save(report_path)
+    from nnship.validate.render.markdown import save_with_markdown
+
+    return save_with_markdown(report, report_path)

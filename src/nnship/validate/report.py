@@ -1,6 +1,7 @@
 """The validation report: pydantic models, JSON (the source of truth) + Markdown on disk.
 
-`Report.save(path)` writes `report.json` and, beside it, `report.md`, each atomically.
+`Report.save(path)` writes `report.json` atomically; `nnship.validate.render.markdown.
+save_with_markdown` also writes `report.md` beside it.
 `Report.load(path)` refuses other schema versions and summarizes validation errors naming
 the fields at fault. Non-finite floats (NaN from a broken candidate) are written as JSON `null`;
 SQNR of identical outputs is `null` with `exact_match: true` (infinite).
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import nnship
 from nnship.errors import ReportError
-from nnship.fileio import write_json_atomic, write_text_atomic
+from nnship.fileio import write_json_atomic
 from nnship.validate.environment import Environment
 
 SCHEMA_VERSION = 1
@@ -224,17 +225,17 @@ class Report(_Model):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def to_markdown(self) -> str:
-        from nnship.validate.render.cells import report_markdown
+        from nnship.validate.render.markdown import report_markdown
 
         return report_markdown(self)
 
     def save(self, path: Path | str) -> Path:
-        """Write JSON to `path` and Markdown beside it (same stem, `.md`), atomically."""
+        """Write the report's JSON (the source of truth) to `path`, atomically. Renderings
+        are written by `nnship.validate.render` (`save_with_markdown` adds `report.md`)."""
         path = Path(path)
         if path.suffix.lower() != ".json":
             raise ReportError(f"Report path '{path}' must end in .json")
         write_json_atomic(path, self.to_dict())
-        write_text_atomic(path.with_suffix(".md"), self.to_markdown())
         return path
 
     @classmethod

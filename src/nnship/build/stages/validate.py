@@ -127,7 +127,9 @@ def _annotate(
 
 def save_report(ctx: StageContext, report: Any) -> Path:
     """Write `report/report.json` (and the Markdown beside it); returns the JSON's path."""
+    from nnship.validate.render.markdown import save_with_markdown
+
     path = ctx.out / "report" / "report.json"
-    report.save(path)
+    save_with_markdown(report, path)
     ctx.mark("report", "written")
     return path
