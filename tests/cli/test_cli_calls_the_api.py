@@ -93,3 +93,41 @@ def test_handler_source_names_one_api_call(verb):
         and node.func.value.id == "api"
     ]
     assert api_calls == [verb]
+
+
+def test_every_api_result_type_has_to_dict():
+    """What each API function returns (its annotation) can be written as JSON."""
+    import nnship.api as api_pkg
+
+    types = {**_result_types(), **{n: getattr(api_pkg, n) for n in api_pkg.__all__}}
+    for name, func in api_pkg.COMMANDS.items():
+        annotation = inspect.signature(func).return_annotation
+        returned = types[annotation] if isinstance(annotation, str) else annotation
+        assert callable(getattr(returned, "to_dict", None)), name
+
+
+def _result_types() -> dict:
+    from nnship.build.result import BuildResult
+    from nnship.calibration import CalibrationTable
+    from nnship.core import Artifact
+    from nnship.exporter.export import ExportResult
+    from nnship.quantize.result import QuantizeResult
+    from nnship.validate.bench import BenchResult
+    from nnship.validate.compare import Comparison
+    from nnship.validate.explain import Explanation
+    from nnship.validate.report import Report
+
+    return {
+        t.__name__: t
+        for t in (
+            Artifact,
+            BenchResult,
+            BuildResult,
+            CalibrationTable,
+            Comparison,
+            Explanation,
+            ExportResult,
+            QuantizeResult,
+            Report,
+        )
+    }

@@ -32,8 +32,11 @@ class BenchResult(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     environment: Environment
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
     def save(self, path: Path | str) -> Path:
-        return write_json_atomic(path, self.model_dump(mode="json"))
+        return write_json_atomic(path, self.to_dict())
 
 
 def bench(
