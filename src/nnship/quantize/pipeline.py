@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,51 @@ from nnship.quantize.tables import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What a kept transform hands on: the quantized model and its metrics, and for graph
+    transforms the transformed float model, its table, builder and placement."""
+
+    qmodel: onnx.ModelProto
+    metrics: dict[str, float] | None
+    model: onnx.ModelProto | None = None
+    table: RangeTable | None = None
+    candidate: Candidate | None = None
+    plan: Placement | None = None
+
+
+@dataclass(frozen=True)
+class GraphTransform:
+    """A float-equivalent graph transform tried before the fallback (one entry per config key)."""
+
+    name: str
+    """The `QuantizeConfig` field holding its mode ("auto", "on", "off") and the record name."""
+    function: str
+    """The `nnship.calibration` function it needs."""
+    applicable: Callable[[onnx.ModelProto], bool]
+    not_applicable: str
+    apply: Callable[[onnx.ModelProto, RangeTable, QuantizeConfig], tuple[onnx.ModelProto, Any]]
+
+
+GRAPH_TRANSFORMS = (
+    GraphTransform(
+        "equalization",
+        "cross_layer_equalize",
+        transforms.has_depthwise_conv,
+        "no depthwise convolution",
+        lambda model, table, config: transforms.equalize(model),
+    ),
+    GraphTransform(
+        "smoothing",
+        "smooth_activations",
+        transforms.has_weighted_matmul,
+        "no weight MatMul",
+        lambda model, table, config: transforms.smooth(model, table, config.smoothing_alpha),
+    ),
+)
+"""In the order they are tried."""
 
 
 def quantize(
@@ -234,7 +281,7 @@ class _Int8Job:
                 plan.float_nodes.extend(missing)
             return qmodel, plan
 
-        return build, ranges, applied
+        return Candidate(build, ranges, applied)
 
     def _choose_method(
         self, model: onnx.ModelProto, table: RangeTable, where: Any
@@ -243,14 +290,14 @@ class _Int8Job:
         skips the search."""
         if self.method != "auto":
             candidate = self._builder(model, table)
-            return candidate, candidate[0]({})
+            return candidate, candidate.build({})
         if where is None:
             self.method = FALLBACK_METHOD
             why = "no evaluation or calibration data to compare the candidates on"
             self.selection = {"mode": "auto", "chosen": self.method, "skipped": why}
             self.warnings.append(f"method auto: {why}; used {self.method}")
             candidate = self._builder(model, table)
-            return candidate, candidate[0]({})
+            return candidate, candidate.build({})
         chosen = select_method(
             list(self.config.auto_methods), lambda m: self._builder(model, table, m), where
         )
@@ -281,9 +328,9 @@ class _Int8Job:
                 min_stats_samples=self.config.calibration.min_samples,
             )
         table = self.table if self.table is not None else self._table_for(model)
-        (build, ranges, labels), (qmodel, plan) = self._choose_method(model, table, where)
+        candidate, (qmodel, plan) = self._choose_method(model, table, where)
         metrics = self._metrics(qmodel)
-        effect = method_effect(table, ranges, self.method, plan.tensors)
+        effect = method_effect(table, candidate.ranges, self.method, plan.tensors)
         self.details["method_changed_tensors"] = effect
         if effect == 0 and plan.tensors and self.method != "minmax":
             self.warnings.append(
@@ -291,8 +338,8 @@ class _Int8Job:
                 "quantized tensor: in effect minmax was applied"
             )
         applied: list[dict[str, Any]] = []
-        for kind in ("equalization", "smoothing"):
-            outcome = self._try_transform(kind, model, table, metrics)
+        for spec in GRAPH_TRANSFORMS:
+            outcome = self._try_transform(spec, model, table, metrics)
             if outcome is None:
                 continue
             record, accepted = outcome
@@ -300,13 +347,15 @@ class _Int8Job:
                 applied.append(record)
             self.details.setdefault("transforms_considered", []).append(record)
             if accepted is not None:
-                model, table, (build, ranges, labels), qmodel, plan, metrics = accepted
+                model, table, candidate = accepted.model, accepted.table, accepted.candidate
+                qmodel, plan, metrics = accepted.qmodel, accepted.plan, accepted.metrics
+        labels = candidate.applied
         self.details["method_not_applied"] = {t: labels[t] for t in plan.tensors if t in labels}
         reverted: list[dict[str, Any]] = []
         if self.config.has_budget:
             assert self.reference is not None and self.eval_data is not None
             fb = accuracy_fallback(
-                build,
+                candidate.build,
                 model,
                 (qmodel, plan),
                 self.reference,
@@ -328,7 +377,7 @@ class _Int8Job:
             self.details.setdefault("transforms_considered", []).append(record)
             if accepted is not None:
                 applied.append(record)
-                qmodel, metrics = accepted
+                qmodel, metrics = accepted.qmodel, accepted.metrics
         result = QuantizeResult(
             path=Path(),
             precision="int8",
@@ -360,54 +409,49 @@ class _Int8Job:
 
     def _try_transform(
         self,
-        kind: str,
+        spec: GraphTransform,
         model: onnx.ModelProto,
         table: RangeTable,
         metrics: dict[str, float] | None,
-    ) -> tuple[dict[str, Any], tuple | None] | None:
+    ) -> tuple[dict[str, Any], Accepted | None] | None:
+        kind = spec.name
         mode = getattr(self.config, kind)
         if mode == "off":
             return None
-        applicable = (
-            transforms.has_depthwise_conv(model)
-            if kind == "equalization"
-            else transforms.has_weighted_matmul(model)
-        )
+        applicable = spec.applicable(model)
         record: dict[str, Any] = {"name": kind, "mode": mode, "applied": False}
-        func = "cross_layer_equalize" if kind == "equalization" else "smooth_activations"
         skip = None
         if not applicable:
-            skip = "no depthwise convolution" if kind == "equalization" else "no weight MatMul"
+            skip = spec.not_applicable
         elif mode == "auto" and metrics is None:
             skip = "auto needs evaluation data to show it helps"
         elif self.calib_data is None:
             skip = "needs calibration data to recollect ranges on the transformed model"
-        elif not transforms.transform_available(func):
-            skip = f"nnship.calibration.{func} is not available"
+        elif not transforms.transform_available(spec.function):
+            skip = f"nnship.calibration.{spec.function} is not available"
         if skip is not None:
             if mode == "on" and applicable:
                 raise QuantizationError(f"{kind}=on cannot run: {skip}")
             record["skipped"] = skip
             return record, None
-        if kind == "equalization":
-            new_model, report = transforms.equalize(model)
-        else:
-            new_model, report = transforms.smooth(model, table, self.config.smoothing_alpha)
+        new_model, report = spec.apply(model, table, self.config)
         ensure_node_names(new_model)
         new_table = self._table_for(new_model)
         new_candidate = self._builder(new_model, new_table)
-        new_q, new_plan = new_candidate[0]({})
+        new_q, new_plan = new_candidate.build({})
         new_metrics = self._metrics(new_q)
         record["report"] = report
         record["metrics_without"] = metrics
         record["metrics_with"] = new_metrics
         if _decide(record, mode, metrics, new_metrics):
-            return record, (new_model, new_table, new_candidate, new_q, new_plan, new_metrics)
+            return record, Accepted(
+                new_q, new_metrics, new_model, new_table, new_candidate, new_plan
+            )
         return record, None
 
     def _try_bias_correction(
         self, model: onnx.ModelProto, qmodel: onnx.ModelProto, metrics: dict[str, float] | None
-    ) -> tuple[dict[str, Any], tuple | None] | None:
+    ) -> tuple[dict[str, Any], Accepted | None] | None:
         mode = self.config.bias_correction
         if mode == "off":
             return None
@@ -428,7 +472,7 @@ class _Int8Job:
         new_metrics = self._metrics(corrected)
         record.update(report=report, metrics_without=metrics, metrics_with=new_metrics)
         if _decide(record, mode, metrics, new_metrics):
-            return record, (corrected, new_metrics)
+            return record, Accepted(corrected, new_metrics)
         return record, None
 
 

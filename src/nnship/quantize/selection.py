@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import onnx
 
@@ -35,9 +35,15 @@ log = logging.getLogger(__name__)
 
 Build = Callable[[dict[str, str]], tuple[onnx.ModelProto, Placement]]
 """`build(force_float) -> (qdq_model, placement)`, as the pipeline's builders."""
-Candidate = tuple[Build, dict[str, tuple[float, float]], dict[str, str]]
-"""What the pipeline makes for one method: the builder, the ranges, and tensor -> method
-really applied where that is not the candidate (see `tables.table_ranges`)."""
+
+
+class Candidate(NamedTuple):
+    """What the pipeline makes for one method: the builder, the ranges, and tensor -> method
+    really applied where that is not the candidate (see `tables.table_ranges`)."""
+
+    build: Build
+    ranges: dict[str, tuple[float, float]]
+    applied: dict[str, str]
 
 
 class SampleWindow(DataSource):
@@ -172,7 +178,7 @@ def select_method(
             entries.append(entry)
             log.info("auto: %s gives the same ranges as %s", method, twin["method"])
             continue
-        qmodel, plan = candidate[0]({})
+        qmodel, plan = candidate.build({})
         metrics = compare(where.reference, run_model(qmodel, where.data, max_samples=samples))
         score = fidelity_score(metrics)
         planned = set(plan.tensors)
