@@ -64,11 +64,18 @@ def validate(
             artifacts=dict(artifacts) if artifacts else None,
             save_outputs_dir=save_outputs_dir,
         )
+    if isinstance(candidates, Mapping):
+        from nnship.errors import DataError
+
+        raise DataError(
+            "validate: candidates given as runners need a Runner baseline; give artifact "
+            "paths to validate against a model source"
+        )
     from nnship.validate.commands import validate_models
 
     return validate_models(
-        data if isinstance(data, str | Path) else data,
-        [Path(c) for c in candidates] if not isinstance(candidates, Mapping) else [],
+        data,
+        [Path(c) for c in candidates],
         baseline=str(baseline) if baseline is not None else None,
         baseline_outputs=baseline_outputs,
         candidate_outputs=list(candidate_outputs),
