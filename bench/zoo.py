@@ -230,6 +230,7 @@ class ZooRun:
         self.row(
             "torch fp32 (reference)", "reference", metric=case.metric(self.ref, self.ref)["metric"]
         )
+        self._export_renamed(module)
         path = self.dir / f"{case.name}.fp32.onnx"
         start = time.perf_counter()
         try:
@@ -241,6 +242,21 @@ class ZooRun:
         except Exception as exc:  # noqa: BLE001
             self.fail("nnship export", "export", exc, time.perf_counter() - start)
         return self._fallback_export(module, path)
+
+    def _export_renamed(self, module) -> None:  # noqa: ANN001
+        """Target: export works with input names that are not forward()'s parameter names
+        (a user's `--input x:...`); inputs bind by position. Checked, not used downstream."""
+        from nnship import api
+
+        specs = [f"in{i}:{s.split(':', 1)[1]}" for i, s in enumerate(self.case.input_specs)]
+        label = f"nnship export, inputs named {','.join(s.split(':')[0] for s in specs)}"
+        start = time.perf_counter()
+        try:
+            res = api.export(module, self.dir / "renamed.onnx", inputs=specs)
+            self.row(label, "export", seconds=time.perf_counter() - start,
+                     note=f"max|err| vs torch {res.max_abs_error:.2e}")  # fmt: skip
+        except Exception as exc:  # noqa: BLE001
+            self.fail(label, "export", exc, time.perf_counter() - start)
 
     def _fallback_export(self, module, path: Path) -> Path | None:  # noqa: ANN001
         import torch
