@@ -64,6 +64,7 @@ class ModelResult:
     rows: list[Row] = field(default_factory=list)
     wall_s: float = 0.0
     ratios: dict[str, float] = field(default_factory=dict)
+    loadavg: tuple[float, float] | None = None
 
 
 # -- runners ----------------------------------------------------------------------------------
@@ -492,6 +493,7 @@ class ZooRun:
         calls, so machine drift hits all variants alike. p50 over every timed call."""
         batch = {k: v[:1] for k, v in self.case.eval.items()}
         times: dict[str, list[float]] = {k: [] for k in self.runs}
+        load_before = os.getloadavg()[0]
         for _ in range(self.rounds):
             for key, run in self.runs.items():
                 for _ in range(3):
@@ -503,6 +505,8 @@ class ZooRun:
         for row in self.result.rows:
             if row.variant in times:
                 row.p50_ms = float(np.median(times[row.variant]) * 1e3)
+        # the machine is shared: the load average says how far to trust these ratios
+        self.result.loadavg = (load_before, os.getloadavg()[0])
 
     def ratios(self) -> None:
         p = {r.variant: r.p50_ms for r in self.result.rows if r.p50_ms}
@@ -588,8 +592,10 @@ def render(result: ModelResult) -> str:
             f"{'' if r.seconds is None else f'{r.seconds:.1f}'} | {r.note.replace('|', '/')} |"
         )
     if result.ratios:
-        lines += ["", "Latency/size ratios (one interleaved pass): " + "; ".join(
-            f"{k} **{v:.2f}**" for k, v in result.ratios.items())]  # fmt: skip
+        load = result.loadavg
+        lines += ["", "Latency/size ratios (one interleaved pass"
+                  + (f", 1-min load average {load[0]:.1f} -> {load[1]:.1f}" if load else "")
+                  + "): " + "; ".join(f"{k} **{v:.2f}**" for k, v in result.ratios.items())]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -630,11 +636,12 @@ def main() -> int:
                 result.wall_s = time.perf_counter() - start
             results.append(result)
             print(render(result), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps({"environment": env,
-                                         "models": [asdict(r) for r in results]}, indent=1))  # fmt: skip
-    if args.markdown:
-        write_markdown(args.markdown, env, results)
+            # written after every model, so a long run that is cut short keeps what it measured
+            if args.json:
+                payload = {"environment": env, "models": [asdict(r) for r in results]}
+                args.json.write_text(json.dumps(payload, indent=1))
+            if args.markdown:
+                write_markdown(args.markdown, env, results)
     return 0
 
 
