@@ -607,7 +607,16 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--markdown", type=Path, help="write the tables here (e.g. docs/zoo.md)")
     parser.add_argument("--workdir", type=Path, help="keep the models here (default: temp)")
+    parser.add_argument("--from-json", type=Path, help="render a saved --json run, run nothing")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        results = [_result_from_dict(m) for m in saved["models"]]
+        for result in results:
+            print(render(result))
+        if args.markdown:
+            write_markdown(args.markdown, saved["environment"], results)
+        return 0
     logging.basicConfig(level=logging.ERROR)
     import torch
 
@@ -643,6 +652,11 @@ def main() -> int:
             if args.markdown:
                 write_markdown(args.markdown, env, results)
     return 0
+
+
+def _result_from_dict(data: dict) -> ModelResult:
+    rows = [Row(**r) for r in data.pop("rows")]
+    return ModelResult(**data, rows=rows)
 
 
 def write_markdown(path: Path, env: dict, results: list[ModelResult]) -> None:
