@@ -193,6 +193,7 @@ class ZooRun:
         self.ref: list[np.ndarray] | None = None
         self.batch1 = False
         self.bf16 = False
+        self.prune_only = False
 
     def row(self, variant: str, stage: str, **kw) -> Row:  # noqa: ANN003
         row = Row(variant, stage, **kw)
@@ -305,6 +306,44 @@ class ZooRun:
             return
         self.measure("nnship pruned 0.3 fp32 (ORT, no distillation)", "prune", ort_run(path),
                      path=path, kind="ort", note=note, seconds=seconds)  # fmt: skip
+
+    def prune_anchor(self) -> None:
+        """Torch-Pruning's own MetaPruner (L1 magnitude, ratio 0.3, channels rounded to 8), the
+        layers that produce the model's outputs ignored: what nnship's pruning is held to."""
+        import torch
+
+        label = "Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)"
+        start = time.perf_counter()
+        try:
+            import torch_pruning as tp
+
+            model = self.case.factory()
+            example = tuple(torch.from_numpy(v[:1]) for v in self.case.calib.values())
+            with torch.no_grad():
+                outs = model(*example)
+            outs = outs if isinstance(outs, tuple | list) else [outs]
+            widths = {o.shape[1] for o in outs if o.ndim >= 2}
+            heads = [m for m in model.modules()
+                     if (isinstance(m, torch.nn.Linear) and m.out_features in widths)
+                     or (isinstance(m, torch.nn.Conv2d) and m.out_channels in widths)]  # fmt: skip
+            before = sum(p.numel() for p in model.parameters())
+            pruner = tp.pruner.MetaPruner(
+                model, example, importance=tp.importance.MagnitudeImportance(p=1),
+                pruning_ratio=0.3, round_to=8, ignored_layers=heads,
+            )  # fmt: skip
+            pruner.step()
+            after = sum(p.numel() for p in model.parameters())
+            path = self.dir / f"{self.case.name}.tp-pruned.onnx"
+            names = list(self.case.calib)
+            torch.onnx.export(model.eval(), example, str(path), input_names=names, dynamo=False,
+                              dynamic_axes={n: {0: "batch"} for n in names}, opset_version=17)  # fmt: skip
+            run = ort_run(path)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(label, "prune anchor", exc, time.perf_counter() - start)
+            return
+        self.measure(label, "prune anchor", run, path=path, kind="ort",
+                     seconds=time.perf_counter() - start,
+                     note=f"params {after / before:.2f}x; {len(heads)} output layers ignored")  # fmt: skip
 
     def quantize(self, fp32: Path) -> dict[str, Path]:
         from nnship import api
@@ -523,7 +562,10 @@ class ZooRun:
                                                     "nnship fp32 -> OpenVINO artifact"),
             "OV bf16 / OV f32": ("OpenVINO bf16 (anchor)", "OpenVINO f32 (anchor)"),
             "pruned / ORT fp32": ("nnship pruned 0.3 fp32 (ORT, no distillation)",
-                                  "nnship fp32 -> ORT artifact"),
+                                  "ORT fp32 (float ONNX)"),
+            "Torch-Pruning 0.3 / ORT fp32": (
+                "Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)",
+                "ORT fp32 (float ONNX)"),
         }  # fmt: skip
         for name, (a, b) in pairs.items():
             if p.get(a) and p.get(b):
@@ -535,6 +577,9 @@ class ZooRun:
         pruned = sizes.get("nnship pruned 0.3 fp32 (ORT, no distillation)")
         if fp32 and pruned:
             self.result.ratios["pruned / fp32 ONNX size"] = pruned / fp32
+        tp_size = sizes.get("Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)")
+        if fp32 and tp_size:
+            self.result.ratios["Torch-Pruning / fp32 ONNX size"] = tp_size / fp32
 
     def run(self) -> ModelResult:
         start = time.perf_counter()
@@ -559,6 +604,11 @@ class ZooRun:
         self.measure("ORT fp32 (float ONNX)", "reference", ort_run(fp32), path=fp32, kind="ort")
         if self.case.prunable and self.case.factory is not None:
             self.prune()
+            self.prune_anchor()
+        if self.prune_only:
+            self.latency()
+            self.ratios()
+            return
         qdq = self.quantize(fp32)
         runners = self.compile_all(fp32, qdq)
         self.validate(fp32, runners)
@@ -608,6 +658,8 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="write the tables here (e.g. docs/zoo.md)")
     parser.add_argument("--workdir", type=Path, help="keep the models here (default: temp)")
     parser.add_argument("--from-json", type=Path, help="render a saved --json run, run nothing")
+    parser.add_argument("--prune-only", action="store_true", help="export and prune rows only")
+    parser.add_argument("--section", default="Measured", help="Markdown section to (re)write")
     args = parser.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -615,7 +667,7 @@ def main() -> int:
         for result in results:
             print(render(result))
         if args.markdown:
-            write_markdown(args.markdown, saved["environment"], results)
+            write_markdown(args.markdown, saved["environment"], results, args.section)
         return 0
     logging.basicConfig(level=logging.ERROR)
     import torch
@@ -640,6 +692,7 @@ def main() -> int:
                 result.wall_s = time.perf_counter() - start
             else:
                 result = ZooRun(case, workdir / name, rounds)
+                result.prune_only = args.prune_only
                 (workdir / name).mkdir(exist_ok=True)
                 result = result.run()
                 result.wall_s = time.perf_counter() - start
@@ -650,7 +703,7 @@ def main() -> int:
                 payload = {"environment": env, "models": [asdict(r) for r in results]}
                 args.json.write_text(json.dumps(payload, indent=1))
             if args.markdown:
-                write_markdown(args.markdown, env, results)
+                write_markdown(args.markdown, env, results, args.section)
     return 0
 
 
@@ -659,11 +712,15 @@ def _result_from_dict(data: dict) -> ModelResult:
     return ModelResult(**data, rows=rows)
 
 
-def write_markdown(path: Path, env: dict, results: list[ModelResult]) -> None:
+def write_markdown(
+    path: Path, env: dict, results: list[ModelResult], section: str = "Measured"
+) -> None:
+    """Write the tables into `path` under "## <section>", replacing that section (up to the
+    next "## " heading) and keeping the rest of the file."""
     cpu = env["cpu"]
     flags = ", ".join(k for k, v in cpu.items() if v is True) or "none of the listed"
     head = [
-        "## Measured",
+        f"## {section}",
         "",
         f"Command: `PYTHONPATH=src .venv/bin/python {env['command']}`. "
         f"{THREADS} threads, batch 1 latency, {cpu.get('cores')} cores; CPU flags: {flags}; "
@@ -673,9 +730,11 @@ def write_markdown(path: Path, env: dict, results: list[ModelResult]) -> None:
     ]
     body = "\n".join(render(r) for r in results)
     text = path.read_text() if path.exists() else ""
-    marker = "## Measured"
-    prefix = text.split(marker)[0] if marker in text else text
-    path.write_text(prefix + "\n".join(head) + "\n" + body)
+    marker = f"## {section}\n"
+    before, _, rest = text.partition(marker) if marker in text else (text, "", "")
+    after = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
+    path.write_text(before.rstrip("\n") + "\n\n" + "\n".join(head) + "\n" + body
+                    + ("\n" + after if after else ""))  # fmt: skip
 
 
 if __name__ == "__main__":
