@@ -412,7 +412,7 @@ class ZooRun:
         from nnship.backends.torch_runner import TorchRunner
         from nnship.core import TensorSpec
         from nnship.sources import ArrayData
-        from nnship.validate.config import Gates, LatencyConfig
+        from nnship.validate.config import Gates, LatencyConfig, ValidateConfig
 
         if not runners:
             return
@@ -425,7 +425,11 @@ class ZooRun:
                 baseline = TorchRunner(self.module, specs)
             else:
                 baseline = OnnxRuntimeRunner(fp32, threads=THREADS)
-            report = api.validate(baseline, runners, data, latency=LatencyConfig(enabled=False),
+            # a model whose batch is fixed at 1 needs batch_size 1 (`--batch-size 1`), as a
+            # user would pass: nnship's validate does not read it from the model
+            config = ValidateConfig(batch_size=1 if self.batch1 else 32)
+            report = api.validate(baseline, runners, data, config=config,
+                                  latency=LatencyConfig(enabled=False),
                                   gates=Gates(min_cosine=GATE_COSINE))  # fmt: skip
             failed = sorted({v.row for v in report.failed_gates})
             worst = []
