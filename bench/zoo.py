@@ -566,38 +566,7 @@ class ZooRun:
         self.result.loadavg = (load_before, os.getloadavg()[0])
 
     def ratios(self) -> None:
-        p = {r.variant: r.p50_ms for r in self.result.rows if r.p50_ms}
-        pairs = {
-            "ORT int8 / ORT fp32 (nnship artifacts)": ("nnship int8 -> ORT artifact",
-                                                       "nnship fp32 -> ORT artifact"),
-            "nnship ORT int8 / quantize_static": ("nnship int8 -> ORT artifact",
-                                                  "ORT quantize_static MinMax U8S8 per-channel (anchor)"),
-            "nnship OV int8 / NNCF IR": ("nnship int8 -> OpenVINO artifact",
-                                         next((k for k in p if k.startswith("NNCF")), "")),
-            "nnship OV int8 / OV on ORT QDQ": ("nnship int8 -> OpenVINO artifact",
-                                               "OpenVINO running ORT's QDQ (anchor)"),
-            "OV int8 / OV f32 (nnship artifacts)": ("nnship int8 -> OpenVINO artifact",
-                                                    "nnship fp32 -> OpenVINO artifact"),
-            "OV bf16 / OV f32": ("OpenVINO bf16 (anchor)", "OpenVINO f32 (anchor)"),
-            "pruned / ORT fp32": ("nnship pruned 0.3 fp32 (ORT, no distillation)",
-                                  "ORT fp32 (float ONNX)"),
-            "Torch-Pruning 0.3 / ORT fp32": (
-                "Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)",
-                "ORT fp32 (float ONNX)"),
-        }  # fmt: skip
-        for name, (a, b) in pairs.items():
-            if p.get(a) and p.get(b):
-                self.result.ratios[name] = p[a] / p[b]
-        sizes = {r.variant: r.size_mb for r in self.result.rows if r.size_mb}
-        fp32 = sizes.get("nnship export") or sizes.get(
-            "torch.onnx.export (bench fallback, TorchScript exporter)"
-        )
-        pruned = sizes.get("nnship pruned 0.3 fp32 (ORT, no distillation)")
-        if fp32 and pruned:
-            self.result.ratios["pruned / fp32 ONNX size"] = pruned / fp32
-        tp_size = sizes.get("Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)")
-        if fp32 and tp_size:
-            self.result.ratios["Torch-Pruning / fp32 ONNX size"] = tp_size / fp32
+        compute_ratios(self.result)
 
     def run(self) -> ModelResult:
         start = time.perf_counter()
@@ -633,6 +602,44 @@ class ZooRun:
         self.anchors(fp32)
         self.latency()
         self.ratios()
+
+
+def compute_ratios(result: ModelResult) -> None:
+    """Latency ratios within the one pass, and size ratios; adds to `result.ratios`."""
+    p = {r.variant: r.p50_ms for r in result.rows if r.p50_ms}
+    pairs = {
+        "ORT int8 / ORT fp32 (nnship artifacts)": ("nnship int8 -> ORT artifact",
+                                                   "nnship fp32 -> ORT artifact"),
+        "nnship ORT int8 artifact / plain ORT fp32 session": ("nnship int8 -> ORT artifact",
+                                                              "ORT fp32 (float ONNX)"),
+        "nnship ORT int8 / quantize_static": ("nnship int8 -> ORT artifact",
+                                              "ORT quantize_static MinMax U8S8 per-channel (anchor)"),
+        "nnship OV int8 / NNCF IR": ("nnship int8 -> OpenVINO artifact",
+                                     next((k for k in p if k.startswith("NNCF")), "")),
+        "nnship OV int8 / OV on ORT QDQ": ("nnship int8 -> OpenVINO artifact",
+                                           "OpenVINO running ORT's QDQ (anchor)"),
+        "OV int8 / OV f32 (nnship artifacts)": ("nnship int8 -> OpenVINO artifact",
+                                                "nnship fp32 -> OpenVINO artifact"),
+        "OV bf16 / OV f32": ("OpenVINO bf16 (anchor)", "OpenVINO f32 (anchor)"),
+        "pruned / ORT fp32": ("nnship pruned 0.3 fp32 (ORT, no distillation)",
+                              "ORT fp32 (float ONNX)"),
+        "Torch-Pruning 0.3 / ORT fp32": (
+            "Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)",
+            "ORT fp32 (float ONNX)"),
+    }  # fmt: skip
+    for name, (a, b) in pairs.items():
+        if p.get(a) and p.get(b):
+            result.ratios[name] = p[a] / p[b]
+    sizes = {r.variant: r.size_mb for r in result.rows if r.size_mb}
+    fp32 = sizes.get("nnship export") or sizes.get(
+        "torch.onnx.export (bench fallback, TorchScript exporter)"
+    )
+    pruned = sizes.get("nnship pruned 0.3 fp32 (ORT, no distillation)")
+    if fp32 and pruned:
+        result.ratios["pruned / fp32 ONNX size"] = pruned / fp32
+    tp_size = sizes.get("Torch-Pruning MetaPruner L1 0.3 (anchor, no distillation)")
+    if fp32 and tp_size:
+        result.ratios["Torch-Pruning / fp32 ONNX size"] = tp_size / fp32
 
 
 def _size_mb(path: Path) -> float:
@@ -682,6 +689,8 @@ def main() -> int:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         results = [_result_from_dict(m) for m in saved["models"]]
+        for result in results:
+            compute_ratios(result)
         for result in results:
             print(render(result))
         if args.markdown:
