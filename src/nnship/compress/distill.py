@@ -30,6 +30,7 @@ from nnship.core import DataSource
 from nnship.errors import CompressionError
 from nnship.fileio import atomic_path
 from nnship.progress import status_progress
+from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
 Tensors = dict[str, torch.Tensor]
@@ -140,7 +141,7 @@ def _teacher_outputs(teacher: nn.Module, inputs: Tensors, batch_size: int) -> Te
     n = len(next(iter(inputs.values())))
     parts: dict[str, list[torch.Tensor]] = {}
     for _, batch in _batches(inputs, torch.arange(n), batch_size):
-        for k, v in flatten_outputs(teacher(**batch)).items():
+        for k, v in flatten_outputs(call_module(teacher, batch)).items():
             parts.setdefault(k, []).append(v.detach())
     return {k: torch.cat(v) for k, v in parts.items()}
 
@@ -155,7 +156,7 @@ def _evaluate(
     n = len(next(iter(inputs.values())))
     total, agree, count, correct, scored = 0.0, 0, 0, 0.0, 0
     for idx, batch in _batches(inputs, torch.arange(n), config.batch_size):
-        out = flatten_outputs(student(**batch))
+        out = flatten_outputs(call_module(student, batch))
         t_out = {k: v[idx] for k, v in teacher_out.items()}
         batch_labels = None if labels is None else labels[idx]
         loss = _loss(out, t_out, batch_labels if use_labels else None, config)
@@ -229,7 +230,10 @@ def distill(
     probe = {k: v[:2] for k, v in inputs.items()}
     _set_train(student, False)
     with torch.no_grad():
-        check_same_outputs(flatten_outputs(teacher(**probe)), flatten_outputs(student(**probe)))
+        check_same_outputs(
+            flatten_outputs(call_module(teacher, probe)),
+            flatten_outputs(call_module(student, probe)),
+        )
     matcher = (
         FeatureMatcher(teacher, student, config.feature_layers, probe)
         if config.feature_layers
@@ -269,7 +273,7 @@ def distill(
             order = train_idx[torch.randperm(len(train_idx), generator=generator)]
             total = 0.0
             for idx, batch in _batches(inputs, order, config.batch_size):
-                out = flatten_outputs(student(**batch))
+                out = flatten_outputs(call_module(student, batch))
                 t_out = {k: v[idx] for k, v in teacher_train.items()}
                 batch_labels = labels[idx] if use_labels and labels is not None else None
                 loss = _loss(out, t_out, batch_labels, config)

@@ -2,7 +2,9 @@
 
 Contract: takes a float `nn.Module` and example inputs, never modifies them (works on a deep
 copy), returns a `PruneResult` whose `module` is a plain dense module of the same classes with
-the same outputs' shapes. Requires a model torch.fx can trace for `structured`.
+the same outputs' shapes. `structured` runs on Torch-Pruning's dependency graph (any model
+autograd can trace: Python control flow is fine); example inputs named differently from
+`forward`'s parameters bind by position.
 """
 
 from __future__ import annotations
@@ -18,17 +20,23 @@ import torch
 from torch import nn
 
 from nnship.compress._data import check_data_inputs, flatten_outputs
-from nnship.compress.analysis import analyse
 from nnship.compress.config import PruneConfig
 from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
-from nnship.compress.graph import ChannelGroup
 from nnship.compress.importance import group_scores
 from nnship.compress.recalibrate import batchnorm_layers, recalibrate_batchnorm
-from nnship.compress.structured import apply_plan, plan_global, plan_uniform
+from nnship.compress.structured import (
+    apply_plan,
+    build_graph,
+    call_order_and_outputs,
+    plan_global,
+    plan_uniform,
+    prunable_groups,
+)
 from nnship.compress.trace import ExampleInputs, as_input_dict
 from nnship.compress.unstructured import PRUNABLE, magnitude_prune, two_four_prune
 from nnship.core import DataSource
 from nnship.errors import CompressionError
+from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +141,7 @@ def _default_protected(model: nn.Module, order: list[str] | None) -> list[str]:
 
 def _output_shapes(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, tuple]:
     with torch.no_grad():
-        return {k: tuple(v.shape) for k, v in flatten_outputs(model(**inputs)).items()}
+        return {k: tuple(v.shape) for k, v in flatten_outputs(call_module(model, inputs)).items()}
 
 
 def _prune_structured(
@@ -143,34 +151,30 @@ def _prune_structured(
     data: DataSource | None,
     teacher: nn.Module | None,
     result: PruneResult,
-) -> None:
-    analysis = analyse(model, inputs)
-    groups = analysis.groups
-    if analysis.trace_error:
-        result.skipped["<whole model>"] = analysis.trace_error
-    protected = (
-        _default_protected(model, analysis.call_order)
-        if config.protect is None
-        else _match_names(model, config.protect, "Protected layer")
-    )
+) -> nn.Module:
+    order, outputs = call_order_and_outputs(model, inputs)
+    modules = dict(model.named_modules())
+    if config.protect is None:
+        convs = [n for n in order if isinstance(modules[n], nn.modules.conv._ConvNd)]
+        protected = convs[:1] + [n for n in outputs if n not in convs[:1]]
+    else:
+        protected = _match_names(model, config.protect, "Protected layer")
     result.protected = protected
-    prunable: list[ChannelGroup] = []
-    for group in groups:
-        hit = [p for p in group.producers if p in protected]
-        if hit and not group.blocked:
-            group.blocked = f"protected layer '{hit[0]}'"
-        if group.prunable:
-            prunable.append(group)
-        elif group.producers:
-            result.skipped[group.name] = group.blocked or "nothing to prune"
-    if not prunable:
+    for name in protected:
+        result.skipped[name] = f"protected layer '{name}'"
+    for name in outputs:
+        result.skipped[name] = "model output"
+    ignored = list(dict.fromkeys(protected + outputs))
+    graph = build_graph(model, inputs)
+    groups, tp_groups = prunable_groups(model, graph, ignored)
+    if not groups:
         raise CompressionError(
             f"{type(model).__name__} has no prunable channel group; "
             + "; ".join(f"{k}: {v}" for k, v in list(result.skipped.items())[:6])
         )
     scores = group_scores(
         model,
-        prunable,
+        {g.id: tp_groups[g.name] for g in groups},
         config.importance,
         data=data,
         teacher=teacher,
@@ -179,13 +183,19 @@ def _prune_structured(
     )
     if config.scope == "global":
         plan = plan_global(
-            prunable, scores, config.ratio, config.layer_ratios, config.round_to,
+            groups, scores, config.ratio, config.layer_ratios, config.round_to,
             config.max_group_ratio,
         )  # fmt: skip
     else:
-        plan = plan_uniform(prunable, scores, config.ratio, config.layer_ratios, config.round_to)
-    apply_plan(model, prunable, plan)
-    result.groups = [GroupChange(g.name, g.producers, g.size, len(plan[g.id])) for g in prunable]
+        plan = plan_uniform(groups, scores, config.ratio, config.layer_ratios, config.round_to)
+    del graph, tp_groups  # the graph holds the unpruned model's autograd trace
+    pruned, broken = apply_plan(model, inputs, groups, plan, _output_shapes(model, inputs))
+    result.skipped.update(broken)
+    result.groups = [
+        GroupChange(g.name, g.producers, g.size, g.size if g.name in broken else len(plan[g.id]))
+        for g in groups
+    ]
+    return pruned
 
 
 def _prune_weights(model: nn.Module, config: PruneConfig, result: PruneResult) -> None:
@@ -248,7 +258,7 @@ def prune(
         flops_after=0,
     )
     if config.method == "structured":
-        _prune_structured(model, inputs, config, data, teacher, result)
+        model = result.module = _prune_structured(model, inputs, config, data, teacher, result)
     else:
         _prune_weights(model, config, result)
     if data is not None and config.recalibrate_bn:

@@ -17,6 +17,7 @@ from torch import nn
 
 from nnship.compress._data import load_arrays
 from nnship.core import DataSource
+from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def recalibrate_batchnorm(
         for start in range(0, n, batch_size):
             if n - start < 2 and start > 0:
                 break  # a batch of one sample has no variance over the batch axis
-            module(**{k: v[start : start + batch_size] for k, v in inputs.items()})
+            call_module(module, {k: v[start : start + batch_size] for k, v in inputs.items()})
     finally:
         for name, bn in layers.items():
             bn.momentum, _ = saved[name]

@@ -26,6 +26,15 @@ def pass_by_keyword(module: Any, names: Sequence[str]) -> bool:
 
     Raises `DataError` naming both lists when neither fits (wrong count, unknown keywords).
     """
+    declared = getattr(module, "input_names", None)  # a loaded .pt2 (sources.pt2.ExportedModule)
+    if isinstance(declared, list) and declared and isinstance(module, nn.Module):
+        if set(names) <= set(declared):
+            return True
+        if len(names) == len(declared):
+            return False
+        raise DataError(
+            f"Inputs {list(names)} do not match the exported program's inputs {declared}"
+        )
     try:
         params = inspect.signature(module.forward).parameters.values()
     except (TypeError, ValueError, AttributeError):  # builtins/compiled modules: trust the names
