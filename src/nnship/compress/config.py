@@ -112,6 +112,22 @@ class DistillConfig(BaseModel):
     patience: int | None = Field(default=3, ge=1)
     """Stop after this many epochs without a better validation loss (None: never stop early).
     The best epoch's weights are restored at the end."""
+    augment: bool | None = None
+    """Augment image-like inputs (4-D float N,C,H,W, both sides >= 32 px) while training: random resized crops,
+    horizontal flips and mixup, the teacher labelling each augmented batch (see
+    compress/augment.py). None (default): on when the model has image-like inputs and the
+    training split holds fewer than 10,000 samples; other inputs are never augmented."""
+    augment_crop_scale: tuple[float, float] = (0.35, 1.0)
+    """Area fraction range of the random crops (1.0, 1.0 turns cropping off)."""
+    augment_flip: bool = True
+    augment_mixup: float = Field(default=0.2, ge=0.0)
+    """Mixup Beta(alpha, alpha) concentration; 0 turns mixup off."""
+    min_steps: int = Field(default=0, ge=0)
+    """Train at least this many optimizer steps: with little data, `epochs` is raised so that
+    epochs x steps per epoch reaches it (0: exactly `epochs`)."""
+    recalibrate_bn: bool = True
+    """Re-estimate BatchNorm running statistics on the (un-augmented) training data after
+    training, so they describe the images the student will see, not the augmented ones."""
     seed: int = 0
     max_samples: int | None = Field(default=None, ge=1)
     """Use at most this many samples of the data (the first ones)."""
@@ -119,6 +135,13 @@ class DistillConfig(BaseModel):
     """File written atomically after every epoch (student, optimizer, schedule, best weights)."""
     resume: bool = False
     """Continue from `checkpoint` if it exists."""
+
+    @field_validator("augment_crop_scale")
+    @classmethod
+    def _scale_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < value[0] <= value[1] <= 1.0:
+            raise ValueError(f"augment_crop_scale {value} must satisfy 0 < low <= high <= 1")
+        return value
 
     @model_validator(mode="after")
     def _some_loss(self) -> DistillConfig:

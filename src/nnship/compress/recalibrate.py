@@ -52,14 +52,25 @@ def recalibrate_batchnorm(
     if not layers:
         return []
     inputs, _ = load_arrays(data, max_samples=max_samples)
+    return recalibrate_on_tensors(module, inputs, batch_size=batch_size)
+
+
+@torch.no_grad()
+def recalibrate_on_tensors(
+    module: nn.Module, inputs: dict[str, torch.Tensor], *, batch_size: int = 32
+) -> list[str]:
+    """`recalibrate_batchnorm` on inputs already in memory (all of them)."""
+    layers = batchnorm_layers(module)
+    if not layers:
+        return []
     saved = {name: (bn.momentum, bn.training) for name, bn in layers.items()}
     module.eval()
+    n = len(next(iter(inputs.values())))
     try:
         for bn in layers.values():
             bn.reset_running_stats()
             bn.momentum = None
             bn.train()
-        n = len(next(iter(inputs.values())))
         for start in range(0, n, batch_size):
             if n - start < 2 and start > 0:
                 break  # a batch of one sample has no variance over the batch axis
@@ -68,5 +79,5 @@ def recalibrate_batchnorm(
         for name, bn in layers.items():
             bn.momentum, _ = saved[name]
             bn.eval()
-    log.info("recalibrated %d BatchNorm layers on %d samples", len(layers), min(n, max_samples))
+    log.info("recalibrated %d BatchNorm layers on %d samples", len(layers), n)
     return list(layers)

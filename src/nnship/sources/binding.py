@@ -19,6 +19,7 @@ from torch import nn
 from nnship.errors import DataError
 
 log = logging.getLogger(__name__)
+_LOGGED: set[tuple[str, tuple[str, ...]]] = set()
 
 
 def pass_by_keyword(module: Any, names: Sequence[str]) -> bool:
@@ -49,7 +50,10 @@ def pass_by_keyword(module: Any, names: Sequence[str]) -> bool:
     if any(p.kind is p.VAR_POSITIONAL for p in params) or len(required) <= len(names) <= len(
         positional
     ):
-        log.debug("inputs %s passed to %s.forward by position", list(names), type(module).__name__)
+        key = (type(module).__qualname__, tuple(names))
+        if key not in _LOGGED:  # once per class and names, not once per batch
+            _LOGGED.add(key)
+            log.debug("inputs %s passed to %s.forward by position", list(names), key[0])
         return False
     raise DataError(
         f"Inputs {list(names)} do not match {type(module).__name__}.forward"
