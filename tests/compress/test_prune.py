@@ -182,3 +182,22 @@ def test_pruned_model_exports_to_a_smaller_onnx(tmp_path):
         onnx.checker.check_model(str(path), full_check=True)
         sizes[name] = path.stat().st_size
     assert sizes["pruned"] < 0.5 * sizes["full"]
+
+
+def test_sensitivity_scope_spares_the_small_sensitive_layers():
+    model = make("depthwise")  # expand 1x1 (24 w), depthwise 3x3 (72 w), project (48), head (24)
+    rng = torch.Generator().manual_seed(0)
+    data = ArrayData({"x": torch.randn(16, 3, 6, 6, generator=rng).numpy()})
+    x = {"x": torch.randn(1, 3, 6, 6)}
+    config = PruneConfig(method="unstructured", ratio=0.4, scope="sensitivity", protect=[])
+    result = prune(model, x, config, data=data)
+    assert set(result.sensitivity) == set(result.layer_sparsity)
+    assert all(c[-1] > c[0] > 0 for c in result.sensitivity.values())  # error grows with sparsity
+    total = sum(dict(model.named_modules())[n].weight.numel() for n in result.layer_sparsity)
+    zeros = sum(
+        s * dict(model.named_modules())[n].weight.numel() for n, s in result.layer_sparsity.items()
+    )
+    assert zeros / total == pytest.approx(0.4, abs=0.06)
+    assert len(set(result.layer_sparsity.values())) > 1  # spread, not uniform
+    with pytest.raises(ValidationError, match="sensitivity"):
+        PruneConfig(scope="sensitivity")

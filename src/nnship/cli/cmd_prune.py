@@ -58,8 +58,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                      "(default 0.5)")  # fmt: skip
     how.add_argument("--importance", choices=["l1", "l2", "bn_scale", "taylor"], default="l1",
                      help="channel importance (default l1; taylor needs --data)")  # fmt: skip
-    how.add_argument("--scope", choices=["uniform", "global"], default="uniform",
-                     help="same ratio in every group/layer, or one global threshold (default uniform)")  # fmt: skip
+    how.add_argument("--scope", choices=["uniform", "global", "sensitivity"], default="uniform",
+                     help="same ratio in every group/layer, one global threshold, or (unstructured) "
+                          "spread by measured layer sensitivity (default uniform)")  # fmt: skip
     how.add_argument("--layer-ratio", action="append", default=[], metavar="NAME=RATIO",
                      help="per-layer ratio override; NAME may be a glob (repeatable)")  # fmt: skip
     how.add_argument("--protect", action="append", default=None, metavar="NAME",

@@ -33,9 +33,12 @@ class PruneConfig(BaseModel):
     importance: Importance = "l1"
     """Channel importance: `l1`/`l2` weight norms of the coupled group, `bn_scale` |gamma| of
     BatchNorm/LayerNorm (Network Slimming), `taylor` first-order Taylor (needs data)."""
-    scope: Literal["uniform", "global"] = "uniform"
+    scope: Literal["uniform", "global", "sensitivity"] = "uniform"
     """`uniform`: every group loses `ratio` of its channels (or every layer `ratio` of its
-    weights). `global`: one threshold over normalized importances of all groups/layers."""
+    weights). `global`: one threshold over normalized importances of all groups/layers.
+    `sensitivity` (unstructured only): `ratio` of all weights, spread by each layer's measured
+    output error on the data (or the example inputs), so small sensitive layers (3x3
+    depthwise, the stem) keep most of their weights."""
     layer_ratios: dict[str, float] = Field(default_factory=dict)
     """Per-layer overrides: module name (or fnmatch glob) -> ratio. A structured group takes the
     override of any of its producing layers; such groups are left out of the global ranking."""
@@ -71,6 +74,8 @@ class PruneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _pattern_is_half(self) -> PruneConfig:
+        if self.scope == "sensitivity" and self.method != "unstructured":
+            raise ValueError("scope 'sensitivity' applies to method 'unstructured' only")
         if self.method == "2:4" and self.ratio != 0.5:
             raise ValueError("method '2:4' is 50% sparsity by definition; leave ratio at 0.5")
         return self

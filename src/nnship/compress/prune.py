@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnship.compress._data import check_data_inputs, flatten_outputs
+from nnship.compress._data import check_data_inputs, flatten_outputs, load_arrays
 from nnship.compress.config import PruneConfig
 from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
 from nnship.compress.importance import group_scores
@@ -33,7 +33,12 @@ from nnship.compress.structured import (
     prunable_groups,
 )
 from nnship.compress.trace import ExampleInputs, as_input_dict
-from nnship.compress.unstructured import PRUNABLE, magnitude_prune, two_four_prune
+from nnship.compress.unstructured import (
+    PRUNABLE,
+    magnitude_prune,
+    sensitivity_prune,
+    two_four_prune,
+)
 from nnship.core import DataSource
 from nnship.errors import CompressionError
 from nnship.sources.binding import call_module
@@ -66,6 +71,8 @@ class PruneResult:
     groups: list[GroupChange] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     """Unstructured/2:4: fraction of zero weights per pruned layer (0..1)."""
+    sensitivity: dict[str, list[float]] = field(default_factory=dict)
+    """Scope `sensitivity`: per layer, its relative output error at sparsity 0.1 ... 0.9."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Group (named by its first producing layer) or layer -> why it was not pruned."""
     protected: list[str] = field(default_factory=list)
@@ -109,6 +116,7 @@ class PruneResult:
             "channel_ratio": self.channel_ratio,
             "groups": [vars(g) for g in self.groups],
             "layer_sparsity": dict(self.layer_sparsity),
+            "sensitivity": dict(self.sensitivity),
             "skipped": dict(self.skipped),
             "protected": list(self.protected),
             "recalibrated_bn": list(self.recalibrated),
@@ -198,7 +206,13 @@ def _prune_structured(
     return pruned
 
 
-def _prune_weights(model: nn.Module, config: PruneConfig, result: PruneResult) -> None:
+def _prune_weights(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    config: PruneConfig,
+    data: DataSource | None,
+    result: PruneResult,
+) -> None:
     protected = (
         _default_protected(model, None)
         if config.protect is None
@@ -212,6 +226,13 @@ def _prune_weights(model: nn.Module, config: PruneConfig, result: PruneResult) -
         raise CompressionError(f"{type(model).__name__} has no unprotected Conv/Linear layer")
     if config.method == "2:4":
         result.layer_sparsity, result.skipped = two_four_prune(layers)
+    elif config.scope == "sensitivity":
+        probe = inputs
+        if data is not None:
+            probe, _ = load_arrays(data, max_samples=min(config.batch_size, 16))
+        result.layer_sparsity, result.sensitivity = sensitivity_prune(
+            model, layers, config.ratio, probe, layer_ratios=config.layer_ratios
+        )
     else:
         result.layer_sparsity = magnitude_prune(
             model, layers, config.ratio, scope=config.scope, layer_ratios=config.layer_ratios
@@ -260,7 +281,7 @@ def prune(
     if config.method == "structured":
         model = result.module = _prune_structured(model, inputs, config, data, teacher, result)
     else:
-        _prune_weights(model, config, result)
+        _prune_weights(model, inputs, config, data, result)
     if data is not None and config.recalibrate_bn:
         result.recalibrated = recalibrate_batchnorm(
             model, data, max_samples=config.max_samples, batch_size=config.batch_size
