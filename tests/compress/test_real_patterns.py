@@ -122,3 +122,17 @@ def test_teacher_and_student_with_differently_named_inputs_share_one_array():
 def test_pruned_ported_net_runs_at_another_batch_size(method):
     result = prune(_net(), {"x": torch.randn(1, 3, 16, 16)}, PruneConfig(method=method, ratio=0.3))
     assert result.module(torch.randn(3, 3, 16, 16)).shape == (3, 10)
+
+
+def test_pruned_and_distilled_ported_net_saves_with_a_dynamic_batch(tmp_path):
+    from nnship.sources.models import load_model, save_pt2
+
+    rng = np.random.default_rng(0)
+    data = ArrayData({"x": rng.standard_normal((8, 3, 16, 16)).astype(np.float32)})
+    pruned = prune(_net(), {"x": torch.randn(1, 3, 16, 16)}, PruneConfig(ratio=0.5)).module
+    student = distill(_net(), pruned, data, DistillConfig(epochs=1, batch_size=4)).student
+    path = save_pt2(student, {"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)},
+                    tmp_path / "student.pt2")  # fmt: skip
+    loaded = load_model(path)
+    assert loaded.input_specs[0].name == "x" and loaded.input_specs[0].shape[0] == "batch"
+    assert loaded.module(torch.randn(3, 3, 16, 16)).shape == (3, 10)
