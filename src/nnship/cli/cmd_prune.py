@@ -220,6 +220,10 @@ def _print_report(report: dict[str, Any], *, verbose: bool) -> None:
               f"(x{ms['pruned'] / max(ms['original'], 1e-9):.2f}){note}")  # fmt: skip
     if report.get("recalibrated_bn"):
         print(f"  BatchNorm   {len(report['recalibrated_bn'])} layers recalibrated on the data")
+    elif report.get("bn_divergence"):
+        before, after = report["bn_divergence"]
+        print(f"  BatchNorm   recalibration rejected: it moved the outputs away from the unpruned "
+              f"model's on the data (divergence {before:.4g} -> {after:.4g}); statistics kept")  # fmt: skip
     elif report.get("stale_batchnorm"):
         print("  BatchNorm   statistics of the unpruned model kept (no --data): expect low "
               "accuracy until `nnship distill`")  # fmt: skip

@@ -23,7 +23,7 @@ from nnship.compress._data import check_data_inputs, flatten_outputs, load_array
 from nnship.compress.config import PruneConfig
 from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
 from nnship.compress.importance import group_scores
-from nnship.compress.recalibrate import batchnorm_layers, recalibrate_batchnorm
+from nnship.compress.recalibrate import batchnorm_layers, recalibrate_if_closer
 from nnship.compress.structured import (
     apply_plan,
     build_graph,
@@ -78,6 +78,10 @@ class PruneResult:
     protected: list[str] = field(default_factory=list)
     recalibrated: list[str] = field(default_factory=list)
     """BatchNorm layers whose running statistics were re-estimated on the data after pruning."""
+    bn_divergence: tuple[float, float] | None = None
+    """With data: divergence of the pruned model's outputs from the unpruned model's on the
+    data (KL for classifiers, else relative MSE) with the old and with re-estimated BatchNorm
+    statistics; recalibration is kept only when the second is not larger."""
     stale_batchnorm: bool = False
     """True when the model has BatchNorm layers that kept their pre-pruning statistics (no data
     given, or `recalibrate_bn = false`): expect low accuracy until distillation."""
@@ -120,6 +124,7 @@ class PruneResult:
             "skipped": dict(self.skipped),
             "protected": list(self.protected),
             "recalibrated_bn": list(self.recalibrated),
+            "bn_divergence": self.bn_divergence,
             "stale_batchnorm": self.stale_batchnorm,
         }
 
@@ -254,7 +259,8 @@ def prune(
     positional order); used for tracing, FLOPs and the final check. `data`: needed for Taylor
     importance (labels are used when present, else `teacher`'s outputs, else the model's own
     top-1); when given, BatchNorm statistics are re-estimated on its first
-    `config.max_samples` samples after pruning (`config.recalibrate_bn`, default on).
+    `config.max_samples` samples after pruning (`config.recalibrate_bn`, default on) and kept
+    when they bring the outputs closer to the unpruned model's on those samples.
     Raises `CompressionError` for untraceable models, unknown layer names, or a pruned model
     that no longer runs.
     """
@@ -283,9 +289,11 @@ def prune(
     else:
         _prune_weights(model, inputs, config, data, result)
     if data is not None and config.recalibrate_bn:
-        result.recalibrated = recalibrate_batchnorm(
-            model, data, max_samples=config.max_samples, batch_size=config.batch_size
+        result.recalibrated, before, after = recalibrate_if_closer(
+            model, module, data, max_samples=config.max_samples, batch_size=config.batch_size
         )
+        result.bn_divergence = (before, after)
+        result.stale_batchnorm = not result.recalibrated and bool(batchnorm_layers(model))
     else:
         result.stale_batchnorm = bool(batchnorm_layers(model))
     try:
