@@ -91,6 +91,9 @@ def accumulate_gradients(
             if not loss.requires_grad:
                 raise CompressionError("Taylor importance: the model's output has no gradient")
             (loss / batches).backward()
+        for param in model.parameters():
+            if param.grad is None and param.requires_grad:  # unused on this data: no sensitivity
+                param.grad = torch.zeros_like(param)
     finally:
         model.train(was_training)
     return batches
