@@ -66,7 +66,9 @@ def test_distill_augments_photos_raises_epochs_to_min_steps_and_recalibrates():
     teacher, student = TinyCnn(16).eval(), TinyCnn(8)
     rng = np.random.default_rng(0)
     data = ArrayData({"x": rng.standard_normal((20, 3, 32, 32)).astype(np.float32)})
-    config = DistillConfig(epochs=1, batch_size=8, min_steps=6, patience=None, val_fraction=0.2)
+    config = DistillConfig(
+        epochs=1, batch_size=8, min_steps=6, patience=None, val_fraction=0.2, augment=True
+    )
     result = distill(teacher, student, data, config)
     assert result.augmented and result.epochs == 3  # 16 training samples: 2 steps per epoch
     assert len(result.history) == 3
@@ -74,3 +76,13 @@ def test_distill_augments_photos_raises_epochs_to_min_steps_and_recalibrates():
     assert bn.momentum == 0.1 and not bn.training  # restored after recalibration
     off = distill(teacher, TinyCnn(8), data, config.model_copy(update={"augment": False}))
     assert not off.augmented
+
+
+def test_auto_augmentation_needs_a_long_enough_run():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    data = ArrayData({"x": rng.standard_normal((20, 3, 32, 32)).astype(np.float32)})
+    short = distill(TinyCnn(16).eval(), TinyCnn(8), data, DistillConfig(epochs=1, batch_size=8))
+    assert not short.augmented  # 2 steps: augmented views would only add noise
+    config = DistillConfig(epochs=1, batch_size=16, min_steps=100, patience=None)
+    assert distill(TinyCnn(16).eval(), TinyCnn(8), data, config).augmented

@@ -120,8 +120,9 @@ class DistillConfig(BaseModel):
     augment: bool | None = None
     """Augment image-like inputs (4-D float N,C,H,W, both sides >= 32 px) while training: random resized crops,
     horizontal flips and mixup, the teacher labelling each augmented batch (see
-    compress/augment.py). None (default): on when the model has image-like inputs and the
-    training split holds fewer than 10,000 samples; other inputs are never augmented."""
+    compress/augment.py). None (default): on when the model has image-like inputs, the
+    training split holds fewer than 10,000 samples and the run has at least 100 optimizer
+    steps (see `min_steps`); other inputs are never augmented."""
     augment_crop_scale: tuple[float, float] = (0.35, 1.0)
     """Area fraction range of the random crops (1.0, 1.0 turns cropping off)."""
     augment_flip: bool = True
