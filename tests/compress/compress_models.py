@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnship.compress.analysis import analyse
-from nnship.compress.importance import per_channel, slot_tensors
+from nnship.compress.structured import build_graph, call_order_and_outputs, prunable_groups
 
 
 class Residual(nn.Module):
@@ -91,18 +90,34 @@ def make(name: str) -> nn.Module:
 
 @torch.no_grad()
 def kill_channels(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, int]:
-    """Zero every slice of every odd channel of each prunable group; returns group name -> size."""
+    """Zero every slice of every odd channel of each prunable group (output layers excluded),
+    everywhere Torch-Pruning's dependency graph says the channel is used; returns group name ->
+    size."""
+    _, outputs = call_order_and_outputs(model, inputs)
+    graph = build_graph(model, inputs)
+    groups, _ = prunable_groups(model, graph, outputs)
     modules = dict(model.named_modules())
     sizes = {}
-    for group in analyse(model, inputs).groups:
-        if not group.prunable:
-            continue
+    for group in groups:
         sizes[group.name] = group.size
-        for slot in group.slots:
-            module = modules[slot.module]
-            for attr, axis in slot_tensors(module, slot):
-                if attr.startswith("running_"):
-                    continue
-                rows = per_channel(getattr(module, attr), axis, slot, group.size)
-                rows[1::2] = 0  # a view: writes through to the parameter
+        root = modules[group.name]
+        odd = list(range(1, group.size, 2))
+        tp_group = graph.get_pruning_group(
+            root, graph.get_pruner_of_module(root).prune_out_channels, odd
+        )
+        for dep, idxs in tp_group:
+            module = dep.target.module
+            if not isinstance(module, nn.Module) or not idxs:
+                continue
+            out = graph.is_out_channel_pruning_fn(dep.handler)
+            weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+            if weight is None:
+                continue
+            if isinstance(module, nn.Embedding) or not out:
+                if weight.ndim >= 2 and (getattr(module, "groups", 1) == 1 or out):
+                    weight[:, idxs] = 0
+                continue
+            weight[idxs] = 0
+            if bias is not None:
+                bias[idxs] = 0
     return sizes

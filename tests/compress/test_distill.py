@@ -83,8 +83,11 @@ def test_student_with_other_outputs_is_rejected(teacher, unlabeled):
 
 
 def test_data_without_the_model_inputs(teacher):
-    data = ArrayData({"image": torch.zeros(4, 1, 8, 8).numpy()})
-    with pytest.raises(DataError, match=r"missing \['x'\]"):
+    # One array under another name binds by position (see test_other_names_bind_by_position);
+    # two arrays for a one-input forward cannot bind at all.
+    zeros = torch.zeros(4, 1, 8, 8).numpy()
+    data = ArrayData({"image": zeros, "mask": zeros})
+    with pytest.raises(DataError, match=r"unexpected \['image', 'mask'\]"):
         distill(teacher, _student(teacher), data, DistillConfig(epochs=1))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -76,3 +78,20 @@ def test_statistics_are_the_data_statistics_and_modes_are_restored(digits_splits
     torch.testing.assert_close(model.bn.running_mean, features.mean((0, 2, 3)))
     torch.testing.assert_close(model.bn.running_var, features.var((0, 2, 3), unbiased=True))
     assert model.bn.momentum == 0.3 and not model.training and not model.drop.training
+
+
+def test_recalibration_that_moves_away_from_the_reference_is_rejected():
+    from nnship.compress.recalibrate import recalibrate_if_closer
+
+    torch.manual_seed(0)
+    model = resnet_small(width=8).eval()
+    for m in model.modules():  # trained-looking statistics
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    student = copy.deepcopy(model)  # identical: any change of statistics moves it away
+    narrow = ArrayData({"x": (torch.randn(8, 3, 16, 16) * 0.1 + 2.0).numpy()})
+    names, before, after = recalibrate_if_closer(student, model, narrow, batch_size=8)
+    assert names == [] and before == 0.0 and after > 0.0
+    for a, b in zip(model.state_dict().values(), student.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # statistics put back

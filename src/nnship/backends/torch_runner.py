@@ -4,7 +4,6 @@ exporter (see docs/architecture.md, "Output naming")."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -13,7 +12,8 @@ import torch
 from torch import nn
 
 from nnship.core import Batch, Runner, TensorSpec, example_batch
-from nnship.errors import BackendError, DataError
+from nnship.errors import BackendError
+from nnship.sources.binding import pass_by_keyword as _pass_by_keyword
 
 log = logging.getLogger(__name__)
 
@@ -134,35 +134,6 @@ class TorchRunner(Runner):
         if self._output_names is None:
             self._output_names = list(outputs)
         return {name: _to_numpy(t) for name, t in outputs.items()}
-
-
-def _pass_by_keyword(module: nn.Module, names: list[str]) -> bool:
-    """Whether inputs go to `forward` by keyword (names match its parameters) or by position.
-
-    Users name data tensors freely (`x`, `input`, `pixel_values`); when the names are not
-    `forward`'s parameters but the count fits its positional parameters, inputs are passed in
-    declared order. Otherwise the error names both lists.
-    """
-    try:
-        params = inspect.signature(module.forward).parameters.values()
-    except (TypeError, ValueError):  # builtins/compiled modules: trust the names
-        return True
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return True
-    keyword = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    if set(names) <= keyword:
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [p for p in positional if p.default is p.empty]
-    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(required) <= len(names) <= len(
-        positional
-    ):
-        log.debug("inputs %s passed to %s.forward by position", names, type(module).__name__)
-        return False
-    raise DataError(
-        f"Inputs {names} do not match {type(module).__name__}.forward"
-        f"({', '.join(p.name for p in params)}); name the inputs after forward's parameters"
-    )
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

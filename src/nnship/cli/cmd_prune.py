@@ -58,8 +58,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                      "(default 0.5)")  # fmt: skip
     how.add_argument("--importance", choices=["l1", "l2", "bn_scale", "taylor"], default="l1",
                      help="channel importance (default l1; taylor needs --data)")  # fmt: skip
-    how.add_argument("--scope", choices=["uniform", "global"], default="uniform",
-                     help="same ratio in every group/layer, or one global threshold (default uniform)")  # fmt: skip
+    how.add_argument("--scope", choices=["uniform", "global", "sensitivity"], default="uniform",
+                     help="same ratio in every group/layer, one global threshold, or (unstructured) "
+                          "spread by measured layer sensitivity (default uniform)")  # fmt: skip
     how.add_argument("--layer-ratio", action="append", default=[], metavar="NAME=RATIO",
                      help="per-layer ratio override; NAME may be a glob (repeatable)")  # fmt: skip
     how.add_argument("--protect", action="append", default=None, metavar="NAME",
@@ -188,6 +189,10 @@ def _print_report(report: dict[str, Any], *, verbose: bool) -> None:
               f"(x{ms['pruned'] / max(ms['original'], 1e-9):.2f}){note}")  # fmt: skip
     if report.get("recalibrated_bn"):
         print(f"  BatchNorm   {len(report['recalibrated_bn'])} layers recalibrated on the data")
+    elif report.get("bn_divergence"):
+        before, after = report["bn_divergence"]
+        print(f"  BatchNorm   recalibration rejected: it moved the outputs away from the unpruned "
+              f"model's on the data (divergence {before:.4g} -> {after:.4g}); statistics kept")  # fmt: skip
     elif report.get("stale_batchnorm"):
         print("  BatchNorm   statistics of the unpruned model kept (no --data): expect low "
               "accuracy until `nnship distill`")  # fmt: skip

@@ -10,11 +10,13 @@ from nnship.backends.torch_runner import flatten_outputs  # noqa: F401  (one nam
 from nnship.compress.trace import forward_parameters
 from nnship.core import DataSource
 from nnship.errors import CompressionError, DataError
+from nnship.sources.binding import pass_by_keyword
 
 
 def check_data_inputs(module: nn.Module, names: list[str], *, what: str, data_desc: str) -> None:
     """Raise `DataError` if `names` (the data's arrays) do not cover the required arguments of
-    `module.forward`, or hold arrays it does not take."""
+    `module.forward`, or hold arrays it does not take, unless they bind to its positional
+    parameters by position (`nnship.sources.binding`: one `x` array for `forward(self, inputs)`)."""
     declared = getattr(module, "input_names", None)  # nnship.sources.pt2.ExportedModule
     if isinstance(declared, list) and declared:
         accepted, required = set(declared), list(declared)
@@ -30,6 +32,12 @@ def check_data_inputs(module: nn.Module, names: list[str], *, what: str, data_de
         ]
     missing = [n for n in required if n not in names]
     extra = [n for n in names if n not in accepted]
+    if missing or extra:
+        try:  # other names whose count fits forward's positional parameters bind by position
+            if not pass_by_keyword(module, names):
+                return
+        except DataError:
+            pass
     if missing or extra:
         raise DataError(
             f"Data {data_desc} does not match the {what}'s inputs: the {what} takes "

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nnship.errors import CompressionError
+from nnship.sources.binding import call_module
 
 
 class FeatureMatcher:
@@ -37,8 +38,8 @@ class FeatureMatcher:
                     raise CompressionError(f"feature_layers: '{name}' is not a layer of the {what}")
                 self._handles.append(mods[name].register_forward_hook(self._hook(name, store)))
         with torch.no_grad():
-            teacher(**probe)
-            student(**probe)
+            call_module(teacher, probe)
+            call_module(student, probe)
         self.projections = nn.ModuleDict()
         for i, name in enumerate(self.layers):
             t, s = self._teacher_feats[name], self._student_feats[name]
@@ -78,7 +79,7 @@ class FeatureMatcher:
         """MSE between projected student features (captured in the student's last forward) and
         the teacher's features on `batch`."""
         with torch.no_grad():
-            self.teacher(**batch)
+            call_module(self.teacher, batch)
         total = torch.zeros(())
         for i, name in enumerate(self.layers):
             s = self.projections[str(i)](self._student_feats[name])

@@ -33,9 +33,12 @@ class PruneConfig(BaseModel):
     importance: Importance = "l1"
     """Channel importance: `l1`/`l2` weight norms of the coupled group, `bn_scale` |gamma| of
     BatchNorm/LayerNorm (Network Slimming), `taylor` first-order Taylor (needs data)."""
-    scope: Literal["uniform", "global"] = "uniform"
+    scope: Literal["uniform", "global", "sensitivity"] = "uniform"
     """`uniform`: every group loses `ratio` of its channels (or every layer `ratio` of its
-    weights). `global`: one threshold over normalized importances of all groups/layers."""
+    weights). `global`: one threshold over normalized importances of all groups/layers.
+    `sensitivity` (unstructured only): `ratio` of all weights, spread by each layer's measured
+    output error on the data (or the example inputs), so small sensitive layers (3x3
+    depthwise, the stem) keep most of their weights."""
     layer_ratios: dict[str, float] = Field(default_factory=dict)
     """Per-layer overrides: module name (or fnmatch glob) -> ratio. A structured group takes the
     override of any of its producing layers; such groups are left out of the global ranking."""
@@ -71,6 +74,8 @@ class PruneConfig(BaseModel):
 
     @model_validator(mode="after")
     def _pattern_is_half(self) -> PruneConfig:
+        if self.scope == "sensitivity" and self.method != "unstructured":
+            raise ValueError("scope 'sensitivity' applies to method 'unstructured' only")
         if self.method == "2:4" and self.ratio != 0.5:
             raise ValueError("method '2:4' is 50% sparsity by definition; leave ratio at 0.5")
         return self
@@ -112,6 +117,23 @@ class DistillConfig(BaseModel):
     patience: int | None = Field(default=3, ge=1)
     """Stop after this many epochs without a better validation loss (None: never stop early).
     The best epoch's weights are restored at the end."""
+    augment: bool | None = None
+    """Augment image-like inputs (4-D float N,C,H,W, both sides >= 32 px) while training: random resized crops,
+    horizontal flips and mixup, the teacher labelling each augmented batch (see
+    compress/augment.py). None (default): on when the model has image-like inputs, the
+    training split holds fewer than 10,000 samples and the run has at least 100 optimizer
+    steps (see `min_steps`); other inputs are never augmented."""
+    augment_crop_scale: tuple[float, float] = (0.35, 1.0)
+    """Area fraction range of the random crops (1.0, 1.0 turns cropping off)."""
+    augment_flip: bool = True
+    augment_mixup: float = Field(default=0.2, ge=0.0)
+    """Mixup Beta(alpha, alpha) concentration; 0 turns mixup off."""
+    min_steps: int = Field(default=0, ge=0)
+    """Train at least this many optimizer steps: with little data, `epochs` is raised so that
+    epochs x steps per epoch reaches it (0: exactly `epochs`)."""
+    recalibrate_bn: bool = True
+    """Re-estimate BatchNorm running statistics on the (un-augmented) training data after
+    training, so they describe the images the student will see, not the augmented ones."""
     seed: int = 0
     max_samples: int | None = Field(default=None, ge=1)
     """Use at most this many samples of the data (the first ones)."""
@@ -119,6 +141,13 @@ class DistillConfig(BaseModel):
     """File written atomically after every epoch (student, optimizer, schedule, best weights)."""
     resume: bool = False
     """Continue from `checkpoint` if it exists."""
+
+    @field_validator("augment_crop_scale")
+    @classmethod
+    def _scale_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 < value[0] <= value[1] <= 1.0:
+            raise ValueError(f"augment_crop_scale {value} must satisfy 0 < low <= high <= 1")
+        return value
 
     @model_validator(mode="after")
     def _some_loss(self) -> DistillConfig:

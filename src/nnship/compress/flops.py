@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from nnship.sources.binding import call_module
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameter elements (shared parameters counted once)."""
@@ -28,7 +30,7 @@ def count_flops(model: nn.Module, inputs: dict[str, torch.Tensor]) -> int:
     model.eval()
     try:
         with FlopCounterMode(display=False) as counter:
-            model(**inputs)
+            call_module(model, inputs)
         return int(counter.get_total_flops())
     finally:
         model.train(was_training)
@@ -48,11 +50,11 @@ def torch_latency_ms(
     for model in models.values():
         model.eval()
         for _ in range(warmup):
-            model(**inputs)
+            call_module(model, inputs)
     samples: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(runs):
         for name, model in models.items():
             start = time.perf_counter()
-            model(**inputs)
+            call_module(model, inputs)
             samples[name].append((time.perf_counter() - start) * 1e3)
     return {name: sorted(s)[len(s) // 2] for name, s in samples.items()}

@@ -1,78 +1,41 @@
-"""Channel importance of coupled groups: L1, L2, BatchNorm scale, first-order Taylor.
+"""Channel importance of coupled groups, as Torch-Pruning `Importance` objects.
 
-Each score is computed over the whole group (every slot that loses channel c), the "group
-importance" of DepGraph (Fang et al. 2023): a channel matters if it matters anywhere it is used.
+Each criterion scores a Torch-Pruning group (every parameter slice that loses channel c), the
+"group importance" of DepGraph (Fang et al. 2023): a channel matters if it matters anywhere it
+is used. `l1`/`l2` and `bn_scale` are Torch-Pruning's own; `taylor` computes its gradients
+from the user's data first (labels, else a teacher's outputs, else the model's own top-1).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch_pruning as tp
 from torch import nn
 
 from nnship.compress._data import flatten_outputs, load_arrays
-from nnship.compress.graph import ChannelGroup, Slot
 from nnship.core import DataSource
 from nnship.errors import CompressionError
+from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
-_EPS = 1e-12
 
 
-def slot_tensors(module: nn.Module, slot: Slot) -> list[tuple[str, int]]:
-    """(attribute, axis) of every parameter/buffer of `module` that follows `slot`."""
-    if slot.kind == "consumer":
-        return [("weight", 1)]
-    if slot.kind == "embedding":
-        return [("weight", 1)]
-    if slot.kind == "norm":
-        names = ["weight", "bias"]
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            names += ["running_mean", "running_var"]
-        return [(n, 0) for n in names if getattr(module, n, None) is not None]
-    # producer / depthwise
-    return [(n, 0) for n in ("weight", "bias") if getattr(module, n, None) is not None]
+class BNScaleOrMagnitudeImportance(tp.importance.Importance):
+    """|gamma| of the group's BatchNorm/LayerNorm layers (Liu et al. 2017, "Learning Efficient
+    Convolutional Networks through Network Slimming"); the group L2 norm where a group has no
+    normalization layer."""
 
+    def __init__(self) -> None:
+        self.scale = tp.importance.BNScaleImportance()
+        self.magnitude = tp.importance.GroupMagnitudeImportance(p=2)
 
-def per_channel(tensor: torch.Tensor, axis: int, slot: Slot, size: int) -> torch.Tensor:
-    """`tensor` regrouped as (size, -1): row c holds every element channel c owns in `slot`."""
-    x = tensor.movedim(axis, 0)[slot.start : slot.start + size * slot.stride]
-    return x.reshape(size, -1)
-
-
-def _normalized(score: torch.Tensor) -> torch.Tensor:
-    return score / (score.mean() + _EPS)
-
-
-def magnitude_scores(modules: dict[str, nn.Module], group: ChannelGroup, p: int) -> torch.Tensor:
-    """Group Lp norm: per slot the Lp norm of each channel's weights, normalized to mean 1, then
-    summed over the group's weight slots (normalization keeps a wide consumer from dominating)."""
-    total = torch.zeros(group.size, dtype=torch.float64)
-    for slot in group.slots:
-        if slot.kind == "norm":
-            continue
-        weight = modules[slot.module].weight.detach().double()
-        rows = per_channel(weight, slot_tensors(modules[slot.module], slot)[0][1], slot, group.size)
-        score = rows.abs().sum(1) if p == 1 else rows.pow(2).sum(1).sqrt()
-        total += _normalized(score)
-    return total
-
-
-def bn_scale_scores(modules: dict[str, nn.Module], group: ChannelGroup) -> torch.Tensor | None:
-    """|gamma| of the group's normalization layers (Liu et al. 2017, "Learning Efficient
-    Convolutional Networks through Network Slimming"); None if the group has none."""
-    total = torch.zeros(group.size, dtype=torch.float64)
-    found = False
-    for slot in group.slots:
-        module = modules[slot.module]
-        if slot.kind != "norm" or getattr(module, "weight", None) is None:
-            continue
-        gamma = per_channel(module.weight.detach().double(), 0, slot, group.size)
-        total += _normalized(gamma.abs().sum(1))
-        found = True
-    return total if found else None
+    def __call__(self, group: Any) -> torch.Tensor | None:
+        score = self.scale(group)
+        return score if score is not None else self.magnitude(group)
 
 
 def _taylor_loss(
@@ -95,64 +58,65 @@ def _taylor_loss(
     return sum(0.5 * o.pow(2).mean() for o in outputs.values())  # type: ignore[return-value]
 
 
-def taylor_scores(
+def accumulate_gradients(
     model: nn.Module,
-    groups: list[ChannelGroup],
     data: DataSource,
     *,
     teacher: nn.Module | None = None,
     batch_size: int = 32,
     max_samples: int = 256,
-) -> dict[int, torch.Tensor]:
-    """First-order Taylor importance (Molchanov et al. 2019, "Importance Estimation for Neural
-    Network Pruning", eq. 8 over the group): per batch, (sum over the channel's parameters of
-    gradient * weight)^2, averaged over batches.
-
-    The loss is cross-entropy against labels when the data has them, else KL to the teacher's
-    outputs when a teacher is given, else cross-entropy against the model's own top-1.
-    """
-    modules = dict(model.named_modules())
+) -> int:
+    """Leave in every parameter's `.grad` the gradient of the mean loss over the first
+    `max_samples` samples of `data` (model in eval mode: BatchNorm statistics stay as trained).
+    The loss is cross-entropy against labels when the data has them, else KL to the
+    teacher's outputs when a teacher is given, else cross-entropy against the model's own
+    top-1. Returns the number of batches."""
     inputs, labels = load_arrays(data, max_samples=max_samples)
     n = len(next(iter(inputs.values())))
-    scores = {g.id: torch.zeros(g.size, dtype=torch.float64) for g in groups}
+    batches = (n + batch_size - 1) // batch_size
     was_training = model.training
-    model.eval()  # BatchNorm statistics stay as trained; gradients still flow
-    batches = 0
+    model.eval()
+    model.zero_grad(set_to_none=True)
     try:
         for start in range(0, n, batch_size):
             batch = {k: v[start : start + batch_size] for k, v in inputs.items()}
-            model.zero_grad(set_to_none=True)
-            outputs = flatten_outputs(model(**batch))
+            with torch.enable_grad():
+                outputs = flatten_outputs(call_module(model, batch))
             teacher_out = None
             if teacher is not None and labels is None:
                 with torch.no_grad():
-                    teacher_out = flatten_outputs(teacher(**batch))
+                    teacher_out = flatten_outputs(call_module(teacher, batch))
             y = None if labels is None else labels[start : start + batch_size]
             loss = _taylor_loss(outputs, y, teacher_out)
             if not loss.requires_grad:
                 raise CompressionError("Taylor importance: the model's output has no gradient")
-            loss.backward()
-            for group in groups:
-                contrib = torch.zeros(group.size, dtype=torch.float64)
-                for slot in group.slots:
-                    module = modules[slot.module]
-                    for attr, axis in slot_tensors(module, slot):
-                        param = getattr(module, attr)
-                        if not isinstance(param, nn.Parameter) or param.grad is None:
-                            continue
-                        gw = (param.grad.detach() * param.detach()).double()
-                        contrib += per_channel(gw, axis, slot, group.size).sum(1)
-                scores[group.id] += contrib.pow(2)
-            batches += 1
+            (loss / batches).backward()
+        for param in model.parameters():
+            if param.grad is None and param.requires_grad:  # unused on this data: no sensitivity
+                param.grad = torch.zeros_like(param)
     finally:
-        model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return {gid: s / max(batches, 1) for gid, s in scores.items()}
+    return batches
+
+
+def importance_criterion(importance: str) -> tp.importance.Importance:
+    """The Torch-Pruning importance object for nnship's `importance` name."""
+    if importance == "l1":
+        return tp.importance.GroupMagnitudeImportance(p=1)
+    if importance == "l2":
+        return tp.importance.GroupMagnitudeImportance(p=2)
+    if importance == "bn_scale":
+        return BNScaleOrMagnitudeImportance()
+    if importance == "taylor":
+        # First-order Taylor (Molchanov et al. 2019, "Importance Estimation for Neural Network
+        # Pruning"): |sum over the channel's parameters of gradient * weight|, per group.
+        return tp.importance.GroupTaylorImportance(multivariable=True)
+    raise CompressionError(f"Unknown importance '{importance}'")
 
 
 def group_scores(
     model: nn.Module,
-    groups: list[ChannelGroup],
+    groups: dict[int, Any],
     importance: str,
     *,
     data: DataSource | None = None,
@@ -160,20 +124,22 @@ def group_scores(
     batch_size: int = 32,
     max_samples: int = 256,
 ) -> dict[int, torch.Tensor]:
-    """Importance of every channel of every group, by group id (higher = keep)."""
-    modules = dict(model.named_modules())
+    """Importance of every channel of every Torch-Pruning group (by id), higher = keep."""
     if importance == "taylor":
         if data is None:
             raise CompressionError("Importance 'taylor' needs data: pass --data (or [prune] data)")
-        return taylor_scores(
-            model, groups, data, teacher=teacher, batch_size=batch_size, max_samples=max_samples
+        accumulate_gradients(
+            model, data, teacher=teacher, batch_size=batch_size, max_samples=max_samples
         )
+    criterion = importance_criterion(importance)
     out: dict[int, torch.Tensor] = {}
-    for group in groups:
-        score = bn_scale_scores(modules, group) if importance == "bn_scale" else None
-        if score is None:
-            if importance == "bn_scale":
-                log.debug("group %s has no BatchNorm/LayerNorm: L2 importance used", group.name)
-            score = magnitude_scores(modules, group, 1 if importance == "l1" else 2)
-        out[group.id] = score
+    try:
+        for gid, group in groups.items():
+            score = criterion(group)
+            if score is None:  # no parameterized layer Torch-Pruning scores: keep by magnitude
+                score = tp.importance.GroupMagnitudeImportance(p=2)(group)
+            out[gid] = score.detach().double().cpu()
+    finally:
+        if importance == "taylor":
+            model.zero_grad(set_to_none=True)
     return out

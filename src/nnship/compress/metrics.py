@@ -7,6 +7,7 @@ from torch import nn
 
 from nnship.compress._data import flatten_outputs
 from nnship.core import DataSource
+from nnship.sources.binding import call_module
 
 
 @torch.no_grad()
@@ -27,7 +28,7 @@ def top1(
     for item in data.iter_batches(batch_size):
         batch = {k: torch.from_numpy(v) for k, v in item.inputs.items()}
         preds = {
-            name: next(iter(flatten_outputs(m(**batch)).values())).argmax(-1)
+            name: next(iter(flatten_outputs(call_module(m, batch)).values())).argmax(-1)
             for name, m in models.items()
         }
         for name, pred in preds.items():

@@ -2,7 +2,9 @@
 
 Contract: takes a float `nn.Module` and example inputs, never modifies them (works on a deep
 copy), returns a `PruneResult` whose `module` is a plain dense module of the same classes with
-the same outputs' shapes. Requires a model torch.fx can trace for `structured`.
+the same outputs' shapes. `structured` runs on Torch-Pruning's dependency graph (any model
+autograd can trace: Python control flow is fine); example inputs named differently from
+`forward`'s parameters bind by position.
 """
 
 from __future__ import annotations
@@ -17,18 +19,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnship.compress._data import check_data_inputs, flatten_outputs
-from nnship.compress.analysis import analyse
+from nnship.compress._data import check_data_inputs, flatten_outputs, load_arrays
 from nnship.compress.config import PruneConfig
 from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
-from nnship.compress.graph import ChannelGroup
 from nnship.compress.importance import group_scores
-from nnship.compress.recalibrate import batchnorm_layers, recalibrate_batchnorm
-from nnship.compress.structured import apply_plan, plan_global, plan_uniform
+from nnship.compress.recalibrate import batchnorm_layers, recalibrate_if_closer
+from nnship.compress.structured import (
+    apply_plan,
+    build_graph,
+    call_order_and_outputs,
+    plan_global,
+    plan_uniform,
+    prunable_groups,
+)
 from nnship.compress.trace import ExampleInputs, as_input_dict
-from nnship.compress.unstructured import PRUNABLE, magnitude_prune, two_four_prune
+from nnship.compress.unstructured import (
+    PRUNABLE,
+    magnitude_prune,
+    sensitivity_prune,
+    two_four_prune,
+)
 from nnship.core import DataSource
 from nnship.errors import CompressionError
+from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +71,17 @@ class PruneResult:
     groups: list[GroupChange] = field(default_factory=list)
     layer_sparsity: dict[str, float] = field(default_factory=dict)
     """Unstructured/2:4: fraction of zero weights per pruned layer (0..1)."""
+    sensitivity: dict[str, list[float]] = field(default_factory=dict)
+    """Scope `sensitivity`: per layer, its relative output error at sparsity 0.1 ... 0.9."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Group (named by its first producing layer) or layer -> why it was not pruned."""
     protected: list[str] = field(default_factory=list)
     recalibrated: list[str] = field(default_factory=list)
     """BatchNorm layers whose running statistics were re-estimated on the data after pruning."""
+    bn_divergence: tuple[float, float] | None = None
+    """With data: divergence of the pruned model's outputs from the unpruned model's on the
+    data (KL for classifiers, else relative MSE) with the old and with re-estimated BatchNorm
+    statistics; recalibration is kept only when the second is not larger."""
     stale_batchnorm: bool = False
     """True when the model has BatchNorm layers that kept their pre-pruning statistics (no data
     given, or `recalibrate_bn = false`): expect low accuracy until distillation."""
@@ -101,9 +120,11 @@ class PruneResult:
             "channel_ratio": self.channel_ratio,
             "groups": [vars(g) for g in self.groups],
             "layer_sparsity": dict(self.layer_sparsity),
+            "sensitivity": dict(self.sensitivity),
             "skipped": dict(self.skipped),
             "protected": list(self.protected),
             "recalibrated_bn": list(self.recalibrated),
+            "bn_divergence": self.bn_divergence,
             "stale_batchnorm": self.stale_batchnorm,
         }
 
@@ -133,7 +154,7 @@ def _default_protected(model: nn.Module, order: list[str] | None) -> list[str]:
 
 def _output_shapes(model: nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, tuple]:
     with torch.no_grad():
-        return {k: tuple(v.shape) for k, v in flatten_outputs(model(**inputs)).items()}
+        return {k: tuple(v.shape) for k, v in flatten_outputs(call_module(model, inputs)).items()}
 
 
 def _prune_structured(
@@ -143,34 +164,30 @@ def _prune_structured(
     data: DataSource | None,
     teacher: nn.Module | None,
     result: PruneResult,
-) -> None:
-    analysis = analyse(model, inputs)
-    groups = analysis.groups
-    if analysis.trace_error:
-        result.skipped["<whole model>"] = analysis.trace_error
-    protected = (
-        _default_protected(model, analysis.call_order)
-        if config.protect is None
-        else _match_names(model, config.protect, "Protected layer")
-    )
+) -> nn.Module:
+    order, outputs = call_order_and_outputs(model, inputs)
+    modules = dict(model.named_modules())
+    if config.protect is None:
+        convs = [n for n in order if isinstance(modules[n], nn.modules.conv._ConvNd)]
+        protected = convs[:1] + [n for n in outputs if n not in convs[:1]]
+    else:
+        protected = _match_names(model, config.protect, "Protected layer")
     result.protected = protected
-    prunable: list[ChannelGroup] = []
-    for group in groups:
-        hit = [p for p in group.producers if p in protected]
-        if hit and not group.blocked:
-            group.blocked = f"protected layer '{hit[0]}'"
-        if group.prunable:
-            prunable.append(group)
-        elif group.producers:
-            result.skipped[group.name] = group.blocked or "nothing to prune"
-    if not prunable:
+    for name in protected:
+        result.skipped[name] = f"protected layer '{name}'"
+    for name in outputs:
+        result.skipped[name] = "model output"
+    ignored = list(dict.fromkeys(protected + outputs))
+    graph = build_graph(model, inputs)
+    groups, tp_groups = prunable_groups(model, graph, ignored)
+    if not groups:
         raise CompressionError(
             f"{type(model).__name__} has no prunable channel group; "
             + "; ".join(f"{k}: {v}" for k, v in list(result.skipped.items())[:6])
         )
     scores = group_scores(
         model,
-        prunable,
+        {g.id: tp_groups[g.name] for g in groups},
         config.importance,
         data=data,
         teacher=teacher,
@@ -179,16 +196,28 @@ def _prune_structured(
     )
     if config.scope == "global":
         plan = plan_global(
-            prunable, scores, config.ratio, config.layer_ratios, config.round_to,
+            groups, scores, config.ratio, config.layer_ratios, config.round_to,
             config.max_group_ratio,
         )  # fmt: skip
     else:
-        plan = plan_uniform(prunable, scores, config.ratio, config.layer_ratios, config.round_to)
-    apply_plan(model, prunable, plan)
-    result.groups = [GroupChange(g.name, g.producers, g.size, len(plan[g.id])) for g in prunable]
+        plan = plan_uniform(groups, scores, config.ratio, config.layer_ratios, config.round_to)
+    del graph, tp_groups  # the graph holds the unpruned model's autograd trace
+    pruned, broken = apply_plan(model, inputs, groups, plan, _output_shapes(model, inputs))
+    result.skipped.update(broken)
+    result.groups = [
+        GroupChange(g.name, g.producers, g.size, g.size if g.name in broken else len(plan[g.id]))
+        for g in groups
+    ]
+    return pruned
 
 
-def _prune_weights(model: nn.Module, config: PruneConfig, result: PruneResult) -> None:
+def _prune_weights(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    config: PruneConfig,
+    data: DataSource | None,
+    result: PruneResult,
+) -> None:
     protected = (
         _default_protected(model, None)
         if config.protect is None
@@ -202,6 +231,13 @@ def _prune_weights(model: nn.Module, config: PruneConfig, result: PruneResult) -
         raise CompressionError(f"{type(model).__name__} has no unprotected Conv/Linear layer")
     if config.method == "2:4":
         result.layer_sparsity, result.skipped = two_four_prune(layers)
+    elif config.scope == "sensitivity":
+        probe = inputs
+        if data is not None:
+            probe, _ = load_arrays(data, max_samples=min(config.batch_size, 16))
+        result.layer_sparsity, result.sensitivity = sensitivity_prune(
+            model, layers, config.ratio, probe, layer_ratios=config.layer_ratios
+        )
     else:
         result.layer_sparsity = magnitude_prune(
             model, layers, config.ratio, scope=config.scope, layer_ratios=config.layer_ratios
@@ -223,7 +259,8 @@ def prune(
     positional order); used for tracing, FLOPs and the final check. `data`: needed for Taylor
     importance (labels are used when present, else `teacher`'s outputs, else the model's own
     top-1); when given, BatchNorm statistics are re-estimated on its first
-    `config.max_samples` samples after pruning (`config.recalibrate_bn`, default on).
+    `config.max_samples` samples after pruning (`config.recalibrate_bn`, default on) and kept
+    when they bring the outputs closer to the unpruned model's on those samples.
     Raises `CompressionError` for untraceable models, unknown layer names, or a pruned model
     that no longer runs.
     """
@@ -248,13 +285,15 @@ def prune(
         flops_after=0,
     )
     if config.method == "structured":
-        _prune_structured(model, inputs, config, data, teacher, result)
+        model = result.module = _prune_structured(model, inputs, config, data, teacher, result)
     else:
-        _prune_weights(model, config, result)
+        _prune_weights(model, inputs, config, data, result)
     if data is not None and config.recalibrate_bn:
-        result.recalibrated = recalibrate_batchnorm(
-            model, data, max_samples=config.max_samples, batch_size=config.batch_size
+        result.recalibrated, before, after = recalibrate_if_closer(
+            model, module, data, max_samples=config.max_samples, batch_size=config.batch_size
         )
+        result.bn_divergence = (before, after)
+        result.stale_batchnorm = not result.recalibrated and bool(batchnorm_layers(model))
     else:
         result.stale_batchnorm = bool(batchnorm_layers(model))
     try:

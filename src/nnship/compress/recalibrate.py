@@ -17,6 +17,7 @@ from torch import nn
 
 from nnship.compress._data import load_arrays
 from nnship.core import DataSource
+from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +52,107 @@ def recalibrate_batchnorm(
     if not layers:
         return []
     inputs, _ = load_arrays(data, max_samples=max_samples)
+    return recalibrate_on_tensors(module, inputs, batch_size=batch_size)
+
+
+@torch.no_grad()
+def recalibrate_on_tensors(
+    module: nn.Module, inputs: dict[str, torch.Tensor], *, batch_size: int = 32
+) -> list[str]:
+    """`recalibrate_batchnorm` on inputs already in memory (all of them)."""
+    layers = batchnorm_layers(module)
+    if not layers:
+        return []
     saved = {name: (bn.momentum, bn.training) for name, bn in layers.items()}
     module.eval()
+    n = len(next(iter(inputs.values())))
     try:
         for bn in layers.values():
             bn.reset_running_stats()
             bn.momentum = None
             bn.train()
-        n = len(next(iter(inputs.values())))
         for start in range(0, n, batch_size):
             if n - start < 2 and start > 0:
                 break  # a batch of one sample has no variance over the batch axis
-            module(**{k: v[start : start + batch_size] for k, v in inputs.items()})
+            call_module(module, {k: v[start : start + batch_size] for k, v in inputs.items()})
     finally:
         for name, bn in layers.items():
             bn.momentum, _ = saved[name]
             bn.eval()
-    log.info("recalibrated %d BatchNorm layers on %d samples", len(layers), min(n, max_samples))
+    log.info("recalibrated %d BatchNorm layers on %d samples", len(layers), n)
     return list(layers)
+
+
+def _divergence(reference: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]) -> float:
+    """How far `outputs` are from `reference`: KL(softmax(ref) || softmax(out)) for class
+    logits (2-D, several classes), else the MSE relative to the reference's variance; summed
+    over outputs."""
+    total = 0.0
+    for name, ref in reference.items():
+        out = outputs[name].float()
+        ref = ref.float()
+        if ref.ndim == 2 and ref.shape[1] > 1:
+            total += float(
+                torch.nn.functional.kl_div(
+                    out.log_softmax(-1), ref.log_softmax(-1), reduction="batchmean", log_target=True
+                )
+            )
+        else:
+            total += float((out - ref).pow(2).mean() / (ref.var() + 1e-12))
+    return total
+
+
+@torch.no_grad()
+def _outputs(module: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int):
+    from nnship.compress._data import flatten_outputs
+
+    n = len(next(iter(inputs.values())))
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, n, batch_size):
+        batch = {k: v[start : start + batch_size] for k, v in inputs.items()}
+        for k, v in flatten_outputs(call_module(module, batch)).items():
+            parts.setdefault(k, []).append(v)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+@torch.no_grad()
+def recalibrate_if_closer(
+    module: nn.Module,
+    reference: nn.Module,
+    data: DataSource,
+    *,
+    max_samples: int = 256,
+    batch_size: int = 32,
+) -> tuple[list[str], float, float]:
+    """`recalibrate_batchnorm`, kept only when it brings `module`'s outputs closer to
+    `reference`'s (the unpruned model) on the same samples; otherwise the statistics are put
+    back. A few hundred samples of a narrow distribution (crops of a handful of photos) can
+    estimate worse statistics than the ones a lightly pruned model already has: measured on
+    EfficientNet-Lite0 at 10% sparsity, recalibrating on 32 crops dropped top-1 agreement from
+    83% to 22%. Returns (recalibrated layer names, or [] when rejected; divergence before;
+    divergence after), the divergence being KL to the reference for classifiers, else
+    relative MSE."""
+    layers = batchnorm_layers(module)
+    if not layers:
+        return [], 0.0, 0.0
+    inputs, _ = load_arrays(data, max_samples=max_samples)
+    module.eval()
+    was_training = reference.training
+    try:
+        target = _outputs(reference.eval(), inputs, batch_size)
+    finally:
+        reference.train(was_training)
+    before = _divergence(target, _outputs(module, inputs, batch_size))
+    saved = {n: {k: v.clone() for k, v in bn.state_dict().items()} for n, bn in layers.items()}
+    names = recalibrate_on_tensors(module, inputs, batch_size=batch_size)
+    after = _divergence(target, _outputs(module, inputs, batch_size))
+    if after <= before:
+        return names, before, after
+    for name, bn in layers.items():
+        bn.load_state_dict(saved[name])
+    log.info(
+        "BatchNorm recalibration rejected: divergence to the unpruned model %.4g -> %.4g",
+        before,
+        after,
+    )
+    return [], before, after

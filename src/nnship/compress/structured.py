@@ -1,20 +1,175 @@
-"""Structured pruning: choose the channels each group keeps, then shrink the layers physically.
+"""Structured pruning on Torch-Pruning's `DependencyGraph` (Fang et al. 2023, "DepGraph:
+Towards Any Structural Pruning").
 
-The result is a dense module of the same classes with smaller Conv/Linear/BatchNorm/LayerNorm/
-Embedding parameters: no masks, no hooks, so `state_dict`, export and `save_pt2` just work.
+Torch-Pruning traces the model through autograd (any Python control flow, `nn.Conv2d`
+subclasses that call `F.conv2d` with their own weights, residuals, concatenations, depthwise
+and squeeze-excite blocks) and answers, for a layer's output channels, the *group* of every
+parameter slice coupled to them; `group.prune()` shrinks them all. nnship adds, on top:
+
+- the output layers found automatically (the layers a model output is computed from without
+  another Conv/Linear in between: pruning them changes the output shapes), ignored;
+- importances from data (`importance.py`), each a Torch-Pruning `Importance` object;
+- a plan that rounds every kept channel count to the nearest multiple of `round_to` (never
+  below it, small groups kept whole) for the backends' kernels;
+- a verified result: if the pruned model no longer runs (a layer whose channel count is
+  hard-coded in a `view`, e.g. attention heads), each group is tried alone and the ones that
+  break the forward pass are left whole, with the reason.
 """
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import logging
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+import torch_pruning as tp
 from torch import nn
 
-from nnship.compress.graph import ChannelGroup
-from nnship.compress.importance import slot_tensors
+from nnship.compress._data import flatten_outputs
+from nnship.errors import CompressionError
+from nnship.sources.binding import call_module, pass_by_keyword
+
+log = logging.getLogger(__name__)
+_ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+
+
+@dataclass
+class PrunableGroup:
+    """One set of coupled channels, named by its root layer (whose output channels it is)."""
+
+    id: int
+    name: str
+    size: int
+    producers: list[str] = field(default_factory=list)
+    """Conv/Linear layers whose output channels are in the group (depthwise convs excluded:
+    they follow their input)."""
+
+
+def _example(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
+    """Example inputs as Torch-Pruning passes them: a dict (`model(**x)`) or a tuple."""
+    return inputs if pass_by_keyword(model, list(inputs)) else tuple(inputs.values())
+
+
+def build_graph(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tp.DependencyGraph:
+    """Torch-Pruning's dependency graph of `model` traced on `inputs` (eval mode, one forward
+    with gradients enabled). Raises `CompressionError` naming the root cause when it fails."""
+    try:
+        with torch.enable_grad():
+            return tp.DependencyGraph().build_dependency(
+                model, example_inputs=_example(model, inputs), verbose=False
+            )
+    except Exception as exc:
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        raise CompressionError(
+            f"Cannot build the channel dependency graph of {type(model).__name__} "
+            f"({type(root).__name__}: {root}); prune with method 'unstructured' instead"
+        ) from exc
+
+
+def is_depthwise(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.modules.conv._ConvNd)
+        and module.groups > 1
+        and module.groups == module.in_channels == module.out_channels
+    )
+
+
+def call_order_and_outputs(
+    model: nn.Module, inputs: dict[str, torch.Tensor]
+) -> tuple[list[str], list[str]]:
+    """(module names in first-call order, output layers).
+
+    An output layer is a Conv/Linear that a model output is computed from through ops without
+    parameters only (found by walking the outputs' autograd graph back to the first layer
+    outputs on each path): its output channels are the model's output channels.
+    """
+    names = {id(m): n for n, m in model.named_modules()}
+    order: list[str] = []
+    produced: dict[Any, str] = {}
+
+    def pre_hook(module: nn.Module, args: Any) -> None:
+        name = names.get(id(module), "")
+        if name and name not in order:
+            order.append(name)
+
+    def hook(module: nn.Module, args: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor) and output.grad_fn is not None:
+            produced.setdefault(output.grad_fn, names.get(id(module), ""))
+
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(pre_hook))
+        if isinstance(module, _ROOT_TYPES):
+            handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.enable_grad():
+            outputs = flatten_outputs(call_module(model, inputs))
+    finally:
+        for handle in handles:
+            handle.remove()
+    found: list[str] = []
+    stack = [t.grad_fn for t in outputs.values() if t.grad_fn is not None]
+    seen: set[Any] = set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if fn in produced:
+            found.append(produced[fn])
+            continue
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return order, [n for n in order if n in found]
+
+
+def _producers(graph: tp.DependencyGraph, group: Any, names: dict[nn.Module, str]) -> list[str]:
+    out = set()
+    for dep, _ in group:
+        module = dep.target.module
+        if (
+            isinstance(module, _ROOT_TYPES)
+            and graph.is_out_channel_pruning_fn(dep.handler)
+            and not is_depthwise(module)
+        ):
+            out.add(names[module])
+    return sorted(out)
+
+
+def prunable_groups(
+    model: nn.Module, graph: tp.DependencyGraph, ignored: list[str]
+) -> tuple[list[PrunableGroup], dict[str, Any]]:
+    """The groups whose channels can be removed (none of their layers ignored), and the
+    Torch-Pruning group (all channels) of each, by group name."""
+    modules = dict(model.named_modules())
+    names = {m: n for n, m in model.named_modules()}
+    ignored_modules = [modules[n] for n in ignored]
+    groups: list[PrunableGroup] = []
+    tp_groups: dict[str, Any] = {}
+    for group in graph.get_all_groups(
+        ignored_layers=ignored_modules, root_module_types=_ROOT_TYPES
+    ):
+        producers = _producers(graph, group, names)
+        if not producers:
+            continue  # only depthwise convs: they follow the layer that feeds them
+        # Named (and later re-found) by its first producer in the model's order, not by the
+        # layer Torch-Pruning happened to reach first (which may be a depthwise conv).
+        name = min(producers, key=list(modules).index)
+        root = modules[name]
+        size = graph.get_out_channels(root)
+        if not size or name in tp_groups:
+            continue
+        groups.append(PrunableGroup(len(groups), name, int(size), producers))
+        tp_groups[name] = graph.get_pruning_group(
+            root, graph.get_pruner_of_module(root).prune_out_channels, list(range(int(size)))
+        )
+    return groups, tp_groups
 
 
 def keep_count(size: int, ratio: float, round_to: int) -> int:
@@ -27,22 +182,22 @@ def keep_count(size: int, ratio: float, round_to: int) -> int:
     return min(size, max(round_to, keep))
 
 
-def group_ratio(group: ChannelGroup, layer_ratios: dict[str, float]) -> float | None:
+def group_ratio(group: PrunableGroup, layer_ratios: dict[str, float]) -> float | None:
     """The per-layer override that applies to `group` (via any producer), else None."""
     for pattern, ratio in layer_ratios.items():
-        if any(fnmatch.fnmatchcase(p, pattern) for p in group.producers):
+        if any(fnmatch.fnmatchcase(p, pattern) for p in [group.name, *group.producers]):
             return ratio
     return None
 
 
 def _top(score: torch.Tensor, keep: int) -> list[int]:
     # Stable sort on -score: ties keep the lower channel index (deterministic).
-    order = np.argsort(-score.numpy(), kind="stable")
+    order = np.argsort(-score.double().numpy(), kind="stable")
     return sorted(int(i) for i in order[:keep])
 
 
 def plan_uniform(
-    groups: list[ChannelGroup],
+    groups: list[PrunableGroup],
     scores: dict[int, torch.Tensor],
     ratio: float,
     layer_ratios: dict[str, float],
@@ -58,7 +213,7 @@ def plan_uniform(
 
 
 def plan_global(
-    groups: list[ChannelGroup],
+    groups: list[PrunableGroup],
     scores: dict[int, torch.Tensor],
     ratio: float,
     layer_ratios: dict[str, float],
@@ -74,7 +229,7 @@ def plan_global(
     ranked = [g for g in groups if g.id not in plan]
     pool: list[tuple[float, int, int]] = []
     for group in ranked:
-        norm = scores[group.id] / (scores[group.id].mean() + 1e-12)
+        norm = scores[group.id].double() / (scores[group.id].double().mean() + 1e-12)
         pool += [(float(v), group.id, c) for c, v in enumerate(norm)]
     pool.sort()
     target = int(round(ratio * sum(g.size for g in ranked)))
@@ -93,85 +248,63 @@ def plan_global(
     return plan
 
 
-def _axis_len(module: nn.Module, role: str) -> int:
-    if isinstance(module, nn.Embedding):
-        return module.embedding_dim
-    if isinstance(module, nn.LayerNorm):
-        return module.normalized_shape[0]
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return module.num_features
-    if isinstance(module, nn.Linear):
-        return module.out_features if role == "out" else module.in_features
-    assert isinstance(module, nn.modules.conv._ConvNd)
-    return module.out_channels if role == "out" else module.in_channels
-
-
-def _replace(module: nn.Module, attr: str, axis: int, index: torch.Tensor) -> None:
-    old = getattr(module, attr)
-    new = old.detach().index_select(axis, index).clone()
-    if isinstance(old, nn.Parameter):
-        setattr(module, attr, nn.Parameter(new, requires_grad=old.requires_grad))
-    else:
-        module._buffers[attr] = new
-
-
-def _shrink(module: nn.Module, role: str, keep: torch.Tensor) -> None:
-    n = int(keep.numel())
-    if isinstance(module, nn.modules.conv._ConvNd):
-        if role == "out":
-            depthwise = module.groups > 1 and module.groups == module.in_channels
-            _replace(module, "weight", 0, keep)
-            if module.bias is not None:
-                _replace(module, "bias", 0, keep)
-            module.out_channels = n
-            if depthwise:
-                module.in_channels = module.groups = n
-        else:
-            _replace(module, "weight", 1, keep)
-            module.in_channels = n
-    elif isinstance(module, nn.Linear):
-        if role == "out":
-            _replace(module, "weight", 0, keep)
-            if module.bias is not None:
-                _replace(module, "bias", 0, keep)
-            module.out_features = n
-        else:
-            _replace(module, "weight", 1, keep)
-            module.in_features = n
-    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-        for attr in ("weight", "bias", "running_mean", "running_var"):
-            if getattr(module, attr, None) is not None:
-                _replace(module, attr, 0, keep)
-        module.num_features = n
-    elif isinstance(module, nn.LayerNorm):
-        for attr in ("weight", "bias"):
-            if getattr(module, attr, None) is not None:
-                _replace(module, attr, 0, keep)
-        module.normalized_shape = (n,)
-    elif isinstance(module, nn.Embedding):
-        _replace(module, "weight", 1, keep)
-        module.embedding_dim = n
-    else:  # pragma: no cover - the graph only emits slots for the types above
-        raise AssertionError(f"cannot shrink {type(module).__name__}")
-
-
-def apply_plan(model: nn.Module, groups: list[ChannelGroup], plan: dict[int, list[int]]) -> None:
-    """Shrink every slot of every planned group to its kept channels, in place."""
+def _apply(model: nn.Module, inputs, removals: dict[str, list[int]]) -> None:
+    """Remove channels `removals[root layer]` of each group, in place (one fresh graph)."""
+    graph = build_graph(model, inputs)
     modules = dict(model.named_modules())
-    masks: dict[tuple[str, str], np.ndarray] = {}
-    by_id = {g.id: g for g in groups}
-    for gid, kept in plan.items():
-        group = by_id[gid]
-        if len(kept) == group.size:
-            continue
-        removed = sorted(set(range(group.size)) - set(kept))
-        for slot in group.slots:
-            module = modules[slot.module]
-            assert slot_tensors(module, slot), slot
-            key = (slot.module, slot.role)
-            mask = masks.setdefault(key, np.ones(_axis_len(module, slot.role), dtype=bool))
-            for c in removed:
-                mask[slot.start + c * slot.stride : slot.start + (c + 1) * slot.stride] = False
-    for (name, role), mask in masks.items():
-        keep = torch.from_numpy(np.flatnonzero(mask)).long()
-        _shrink(modules[name], role, keep)
+    for name, idxs in removals.items():
+        root = modules[name]
+        pruner = graph.get_pruner_of_module(root)
+        group = graph.get_pruning_group(root, pruner.prune_out_channels, idxs)
+        if graph.check_pruning_group(group):
+            group.prune()
+
+
+def _runs(model: nn.Module, inputs, reference: dict[str, tuple]) -> str:
+    """ "" when the model runs on `inputs` with the `reference` output shapes, else why not."""
+    try:
+        with torch.no_grad():
+            shapes = {
+                k: tuple(v.shape) for k, v in flatten_outputs(call_module(model, inputs)).items()
+            }
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return "" if shapes == reference else f"output shapes {reference} -> {shapes}"
+
+
+def apply_plan(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    groups: list[PrunableGroup],
+    plan: dict[int, list[int]],
+    reference: dict[str, tuple],
+) -> tuple[nn.Module, dict[str, str]]:
+    """A copy of `model` with every planned group shrunk to its kept channels, and the groups
+    left whole because removing their channels breaks the forward pass (with the error).
+
+    All groups are removed at once; when the result does not run (or changes the output
+    shapes), each group is tried on a copy and only the ones that keep it running are removed.
+    """
+    removals = {
+        g.name: sorted(set(range(g.size)) - set(plan[g.id]))
+        for g in groups
+        if len(plan[g.id]) < g.size
+    }
+    pruned = copy.deepcopy(model)
+    _apply(pruned, inputs, removals)
+    if not _runs(pruned, inputs, reference):
+        return pruned, {}
+    broken: dict[str, str] = {}
+    accepted: dict[str, list[int]] = {}
+    for name, idxs in removals.items():
+        trial = copy.deepcopy(model)
+        _apply(trial, inputs, {**accepted, name: idxs})
+        why = _runs(trial, inputs, reference)
+        if why:
+            broken[name] = f"removing its channels breaks the forward pass ({why})"
+        else:
+            accepted[name] = idxs
+    log.info("%d of %d groups left whole: they break the forward pass", len(broken), len(removals))
+    pruned = copy.deepcopy(model)
+    _apply(pruned, inputs, accepted)
+    return pruned, broken

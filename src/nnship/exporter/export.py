@@ -87,17 +87,18 @@ def export_onnx(
 ) -> ExportResult:
     """Export `model` to ONNX at `out_path` and verify it against torch.
 
-    `model`: an `nn.Module`, a `torch.export.ExportedProgram`, or a `LoadedModel` (anything with
-    `.module`, `.input_specs`, `.example_inputs`). `input_specs` (default: the model's) name the
-    inputs, passed to `forward` as keyword arguments; `example_inputs` (default: the model's, else
-    `nnship.core.example_batch(input_specs)`) are traced and verified on. `options` defaults to
-    `ExportConfig()`: dynamo exporter, opset 18, dynamic batch, onnxslim simplification,
-    rtol 1e-3 / atol 1e-4. The module's training flag is restored afterwards.
+        `model`: an `nn.Module`, a `torch.export.ExportedProgram`, or a `LoadedModel` (anything with
+        `.module`, `.input_specs`, `.example_inputs`). `input_specs` (default: the model's) name the
+        inputs, passed to `forward` as keyword arguments (by position, in spec order, when the names
+    are not `forward`'s parameters); `example_inputs` (default: the model's, else
+        `nnship.core.example_batch(input_specs)`) are traced and verified on. `options` defaults to
+        `ExportConfig()`: dynamo exporter, opset 18, dynamic batch, onnxslim simplification,
+        rtol 1e-3 / atol 1e-4. The module's training flag is restored afterwards.
 
-    Raises `ExportError` when torch cannot export the model (naming the model and the op or
-    line of code), when the result fails the ONNX checker, or when an output disagrees with
-    torch (naming the output, the max abs error and the tolerance); `OutputPathError` when
-    `out_path`'s directory is not writable. Nothing is left at `out_path` on failure.
+        Raises `ExportError` when torch cannot export the model (naming the model and the op or
+        line of code), when the result fails the ONNX checker, or when an output disagrees with
+        torch (naming the output, the max abs error and the tolerance); `OutputPathError` when
+        `out_path`'s directory is not writable. Nothing is left at `out_path` on failure.
     """
     options = options or ExportConfig()
     started = time.perf_counter()

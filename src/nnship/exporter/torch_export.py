@@ -3,7 +3,8 @@ turned into a short `ExportError` that names the model, the op or the line of us
 
 Contract: `run_torch_exporter` writes exactly one ONNX model (plus external data when
 `large`) at `path`; the module is called with its inputs as keyword arguments named by the
-input specs; ONNX inputs and outputs carry the given names. It raises `ExportError` (the
+input specs, or positionally in spec order when those names are not `forward`'s parameters
+(`nnship.sources.binding`); ONNX inputs and outputs carry the given names. It raises `ExportError` (the
 torch exception kept as `__cause__`) on any exporter failure.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from nnship.errors import ExportError
+from nnship.sources.binding import pass_by_keyword
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +112,27 @@ def run_torch_exporter(
     `large`: store weights as external data (models over 2 GB)."""
     names = list(inputs)
     label = model_label(model)
+    # Declared names that are not forward's parameters bind by position (e.g. `--input x` for
+    # `forward(self, inputs)`), as the torch runner calls the model.
+    by_keyword = isinstance(model, torch.export.ExportedProgram) or pass_by_keyword(model, names)
+    args: tuple[Any, ...] = () if by_keyword else tuple(inputs.values())
+    kwargs = inputs if by_keyword else None
     try:
         with quiet_exporter(), torch.no_grad():
             if exporter == "dynamo":
                 is_program = isinstance(model, torch.export.ExportedProgram)
+                shapes = None if is_program else dynamic_shapes(model, names, axes)
+                if shapes is not None and not by_keyword:
+                    shapes = tuple(shapes[n] for n in names)
                 program = torch.onnx.export(
                     model,
-                    (),
-                    kwargs=inputs,
+                    args,
+                    kwargs=kwargs,
                     dynamo=True,
                     opset_version=opset,
                     input_names=names,
                     output_names=output_names,
-                    dynamic_shapes=None if is_program else dynamic_shapes(model, names, axes),
+                    dynamic_shapes=shapes,
                     verbose=False,
                     optimize=True,
                 )
@@ -138,9 +148,9 @@ def run_torch_exporter(
                 dynamic_axes = {n: {a: d for a, d in axes[n].items()} for n in names if axes.get(n)}
                 torch.onnx.export(
                     model,
-                    (),
+                    args,
                     str(path),
-                    kwargs=inputs,
+                    kwargs=kwargs,
                     dynamo=False,
                     opset_version=opset,
                     input_names=names,
@@ -187,12 +197,24 @@ def summarize_export_error(exc: BaseException, label: str, exporter: str) -> str
     return "".join(parts)
 
 
+# Exceptions that only steer control flow: an error raised while one was being handled (e.g.
+# `inspect.Signature.bind` raising TypeError inside `except StopIteration`) is not caused by it.
+_CONTROL_FLOW = (StopIteration, StopAsyncIteration, GeneratorExit)
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and its causes down to the root: the explicit `__cause__`, else the implicit
+    `__context__` unless suppressed or a control-flow exception."""
     seen: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in seen:
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        if current.__cause__ is not None:
+            current = current.__cause__
+            continue
+        context = current.__context__
+        suppressed = current.__suppress_context__ or isinstance(context, _CONTROL_FLOW)
+        current = None if suppressed else context
     return seen
 
 
