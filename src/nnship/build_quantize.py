@@ -24,7 +24,7 @@ log = logging.getLogger("nnship.build")
 # Precisions each backend can run; others are skipped with a note in the report.
 BACKEND_PRECISIONS = {
     "onnxruntime": ("int8", "fp16", "dynamic-int8"),
-    "openvino": ("int8", "fp16"),
+    "openvino": ("int8", "fp16", "bf16"),
     "tensorrt": ("int8", "fp16"),
 }
 
@@ -69,7 +69,12 @@ def plan_quantization(
     for precision in cfg.precisions:
         for backend in targets:
             if precision not in BACKEND_PRECISIONS.get(backend, ()):
-                special[(backend, precision)] = f"{backend} does not run {precision} models"
+                why = f"{backend} does not run {precision} models"
+                if precision == "bf16":
+                    why += " (bf16 is an OpenVINO inference precision)"
+                special[(backend, precision)] = why
+            elif precision == "bf16":  # a backend inference precision: compile the float ONNX
+                special[(backend, precision)] = "float"
             elif _nncf_int8(pipeline, backend, precision):
                 special[(backend, precision)] = "nncf"
             else:
@@ -95,10 +100,17 @@ def run_quantize(
             f"{pipeline.name}: [quantize] precisions includes int8, which needs calibration "
             "data: add a [data.calibration] section"
         )
+    if "float" in special.values():  # refuse bf16 before any work on a CPU without it
+        from nnship.backends.openvino_runner import _ov, check_bf16
+
+        device = pipeline.recipe.backends.options_for("openvino").device
+        check_bf16(_ov().Core(), str(device).upper())
     out: dict[tuple[str, str], tuple[Path, dict[str, Any]]] = {}
     for (backend, precision), why in special.items():
         if why == "nncf":
             out[(backend, precision)] = (float_onnx, {"int8_mode": "nncf"})
+        elif why == "float":
+            out[(backend, precision)] = (float_onnx, {})
         else:
             log.warning("skipping %s/%s: %s", backend, precision, why)
             pipeline.notes.append(f"Skipped {backend}/{precision}: {why}.")

@@ -20,6 +20,7 @@ from nnship.core import PRECISIONS, Artifact, Backend, Batch, Runner, TensorSpec
 from nnship.errors import BackendError, OnnxModelError
 from nnship.fileio import atomic_path, ensure_writable_dir, sha256_file
 from nnship.onnx_utils import add_outputs, is_quantized, load_onnx, save_onnx
+from nnship.subnormals import flush_subnormals
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,12 @@ class OnnxRuntimeBackend(Backend):
         `source_hashes` holds the SHA-256 of the input ONNX file.
         """
         onnx_path = Path(onnx_path)
+        if precision == "bf16":
+            raise BackendError(
+                "ONNX Runtime has no bf16 precision on CPU (its CPU execution provider has no "
+                "bf16 Conv/MatMul kernels on x86; its bf16 fast-math is an Arm64 GEMM option): "
+                "bf16 is an OpenVINO precision, compile with --backend openvino --precision bf16"
+            )
         if precision not in PRECISIONS:
             raise BackendError(
                 f"Unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}"
@@ -291,7 +298,10 @@ class OnnxRuntimeBackend(Backend):
             )
         out_dir = ensure_writable_dir(Path(out_dir))
         target = out_dir / onnx_path.name
-        if target.resolve() != onnx_path.resolve():
+        model, subnormals = flush_subnormals(model)
+        if subnormals.flushed and target.resolve() == onnx_path.resolve():
+            target = out_dir / f"{onnx_path.stem}.ftz.onnx"  # never rewrite the user's file
+        if subnormals.flushed or target.resolve() != onnx_path.resolve():
             save_onnx(model, target)
         optimized = out_dir / f"{target.stem}.ort.onnx"
         options.setdefault("graph_optimization", "all")
@@ -317,6 +327,8 @@ class OnnxRuntimeBackend(Backend):
                 "outputs": outputs,
                 **{k: v for k, v in options.items() if v is not None},
                 "providers": providers,
+                "subnormals": subnormals.to_dict(),
+                "notes": [subnormals.describe()] if subnormals.total else [],
             },
         )
 

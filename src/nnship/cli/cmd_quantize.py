@@ -158,6 +158,10 @@ def _print_result(result) -> None:  # noqa: ANN001
     if result.profile:
         what += f" ({result.profile} profile, {result.method} ranges)"
     print(f"{what}: {result.path}")
+    for key in ("opset_conversion", "subnormals"):
+        summary = result.details.get(key, {}).get("summary")
+        if summary and summary != "no subnormal float weights":
+            print(f"  {summary}")
     print(
         f"  quantized nodes: {len(result.quantized_nodes)}, float nodes: {len(result.float_nodes)}"
     )

@@ -106,11 +106,14 @@ def quantize(
                     "fallback applies to int8 only"
                 )
     if conversion is not None and conversion.converted:
-        result.details["opset_conversion"] = conversion.to_dict()
+        result.details["opset_conversion"] = {
+            **conversion.to_dict(),
+            "summary": conversion.describe(),
+        }
     qmodel, left = flush_subnormals(qmodel)  # a rewrite may store new float tensors
     for name, entry in left.tensors.items():
         subnormals.tensors.setdefault(name, entry)
-    result.details["subnormals"] = subnormals.to_dict()
+    result.details["subnormals"] = {**subnormals.to_dict(), "summary": subnormals.describe()}
     try:
         onnx.checker.check_model(qmodel)
     except onnx.checker.ValidationError as exc:  # a bug in the rewrite, not the user's input
@@ -127,6 +130,12 @@ def _pick_precision(config: QuantizeConfig, precision: str | None) -> str:
                 f"config.precisions lists {config.precisions}; pass precision=... to choose one"
             )
         precision = config.precisions[0]
+    if precision == "bf16":
+        raise QuantizationError(
+            "bf16 is not an ONNX rewrite: OpenVINO runs the float model with bf16 inference "
+            "precision. Compile it with `nnship compile MODEL.onnx --backend openvino "
+            "--precision bf16`, or list bf16 in [quantize] precisions of a build recipe"
+        )
     if precision not in ("int8", "fp16", "dynamic-int8"):
         raise QuantizationError(
             f"Unknown precision '{precision}'; choose one of int8, fp16, dynamic-int8"
