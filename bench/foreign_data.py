@@ -80,3 +80,62 @@ if __name__ == "__main__":
     np.save(out / "calib.npy", c)
     np.save(out / "eval.npy", e)
     print(f"calib {c.shape} from {CALIB_SOURCES}; eval {e.shape} from {EVAL_SOURCES} -> {out}")
+
+
+# -- shared by bench/subnormals.py, bench/foreign_onnx.py, bench/bf16.py ------------------------
+def cpu_line() -> str:
+    from nnship.validate.environment import capture_environment
+
+    env = capture_environment(2)
+    return f"CPU: {env.cpu_model}; {env.capabilities()}"
+
+
+def ort_session(path: Path | str, threads: int = 2):  # noqa: ANN201
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ov_compiled(path: Path | str, precision: str = "f32", threads: int = 2):  # noqa: ANN201
+    import openvino as ov
+
+    config = {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": precision,
+    }
+    return ov.Core().compile_model(str(path), "CPU", config)
+
+
+def runner_for(kind: str, path: Path | str, threads: int = 2):  # noqa: ANN201
+    """A callable x -> first output: kind "ort", "ov" (f32) or "ov-bf16"."""
+    if kind == "ort":
+        session = ort_session(path, threads)
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    compiled = ov_compiled(path, "bf16" if kind == "ov-bf16" else "f32", threads)
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})[compiled.outputs[0]].copy()
+
+
+def interleaved_latency(
+    runners: dict[str, object], x: np.ndarray, *, rounds: int = 5, runs: int = 20, warmup: int = 3
+) -> dict[str, float]:
+    """Median latency (ms) per runner from ONE interleaved pass: each round times every runner
+    in turn (a warm-up before each turn), the figure is the median over all rounds' runs."""
+    import time
+
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            for _ in range(warmup):
+                run(x)  # type: ignore[operator]
+            for _ in range(runs):
+                start = time.perf_counter()
+                run(x)  # type: ignore[operator]
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {k: float(np.median(v)) for k, v in times.items()}
