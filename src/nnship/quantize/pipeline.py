@@ -64,14 +64,15 @@ def quantize(
         )
     if calib_data is not None:
         next(iter_checked(model, calib_data, max_samples=1), None)  # fail fast on bad data
+    check_data = calib_data if calib_data is not None else eval_data
     conversion = None
     if precision != "fp16":  # Q/DQ (per-axis) and dynamic INT8 need opset >= 13
-        model, conversion = upgrade_opset(model, data=calib_data or eval_data, name=str(onnx_path))
+        model, conversion = upgrade_opset(model, data=check_data, name=str(onnx_path))
     # Subnormal weights slow float math on x86 by up to ~3x and change no output: flush them
     # before anything is derived from the weights, and prove the outputs did not move.
     flushed, subnormals = flush_subnormals(model)
-    if subnormals.flushed and (calib_data or eval_data) is not None:
-        verify_flush(model, flushed, subnormals, calib_data or eval_data)  # type: ignore[arg-type]
+    if subnormals.flushed and check_data is not None:
+        verify_flush(model, flushed, subnormals, check_data)
     model = flushed
     ensure_node_names(model)
     reference = None
