@@ -210,3 +210,15 @@ def test_real_ddddocr_detector_quantizes_and_runs_everywhere(tmp_path):
 
     ov_out = ov.Core().compile_model(str(result.path), "CPU")({name: x})[0]
     assert ov_out.shape == ref[0].shape
+
+
+def test_cli_quantizes_an_opset11_model_and_says_so(tmp_path, run_cli):
+    src = _save(opset11_detector(), tmp_path / "det11.onnx")
+    np.save(tmp_path / "calib.npy", RNG.uniform(0, 1, (8, 3, 16, 16)).astype(np.float32))
+    out = tmp_path / "det.int8.onnx"
+    proc = run_cli(
+        "quantize", src, "--calib", tmp_path / "calib.npy", "--method", "minmax", "-o", out
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "opset 11 -> 18 (onnx.version_converter); outputs bit-identical" in proc.stdout
+    _ort(out, RNG.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
