@@ -117,6 +117,7 @@ def main() -> int:
     parser.add_argument("--nnship", default="[{}]", help="JSON list of quantize overrides")
     parser.add_argument("--profiles", default="onnxruntime,openvino")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--work", type=Path, default=None, help="reuse variants found here")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
@@ -130,7 +131,8 @@ def main() -> int:
     name = onnx.load(str(src), load_external_data=False).graph.input[0].name
     print(cpu_line())
     calib, ev = detector_data(args.calib, args.eval)
-    work = Path(tempfile.mkdtemp(prefix="nnship-foreign-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="nnship-foreign-"))
+    work.mkdir(parents=True, exist_ok=True)
     variants: dict[str, tuple[str, Path]] = {"ORT fp32": ("ort", src)}
     seconds: dict[str, float] = {}
     notes: dict[str, str] = {}
@@ -138,6 +140,10 @@ def main() -> int:
         for profile in args.profiles.split(","):
             label = f"nnship int8 {profile} {json.dumps(extra) if extra else 'default'}"
             started = time.perf_counter()
+            reuse = work / f"nnship{i}.{profile}.onnx"
+            if reuse.exists() and args.work is not None:
+                variants[label] = ("ort" if profile == "onnxruntime" else "ov", reuse)
+                continue
             try:
                 path, info = nnship_int8(
                     src,
@@ -156,15 +162,25 @@ def main() -> int:
                 f"{len(info['reverted'])} reverted"
             )
             variants[label] = ("ort" if profile == "onnxruntime" else "ov", path)
-    started = time.perf_counter()
-    variants["quantize_static MinMax U8S8 per-channel (ORT)"] = (
-        "ort",
-        quantize_static_anchor(src, work / "qs.onnx", calib, name),
-    )
-    seconds["quantize_static MinMax U8S8 per-channel (ORT)"] = time.perf_counter() - started
-    started = time.perf_counter()
-    variants["NNCF int8 (OpenVINO)"] = ("ov", nncf_anchor(src, work / "nncf.xml", calib))
-    seconds["NNCF int8 (OpenVINO)"] = time.perf_counter() - started
+    for label, kind, out, make in (
+        (
+            "quantize_static MinMax U8S8 per-channel (ORT)",
+            "ort",
+            work / "qs.onnx",
+            quantize_static_anchor,
+        ),
+        ("NNCF int8 (OpenVINO)", "ov", work / "nncf.xml", nncf_anchor),
+    ):
+        started = time.perf_counter()
+        if not (out.exists() and args.work is not None):
+            out = (
+                make(src, out, calib, name)
+                if make is quantize_static_anchor
+                else make(src, out, calib)
+            )
+            seconds[label] = time.perf_counter() - started
+        variants[label] = (kind, out)
+    variants["quantize_static QDQ run by OpenVINO"] = ("ov", work / "qs.onnx")
     variants["OpenVINO f32"] = ("ov", src)
     variants["OpenVINO bf16"] = ("ov-bf16", src)
     runners = {k: runner_for(kind, path) for k, (kind, path) in variants.items()}
