@@ -63,6 +63,8 @@ def plan_quantization(
 ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """(precision, profile) -> backends that need that ONNX; and (backend, precision) pairs
     that take the float ONNX (OpenVINO NNCF) or are skipped, with the reason."""
+    from nnship.quantize.config import RUNTIME_PRECISIONS
+
     cfg = pipeline.recipe.quantize
     plan: dict[tuple[str, str], list[str]] = {}
     special: dict[tuple[str, str], str] = {}
@@ -73,7 +75,7 @@ def plan_quantization(
                 if precision == "bf16":
                     why += " (bf16 is an OpenVINO inference precision)"
                 special[(backend, precision)] = why
-            elif precision == "bf16":  # a backend inference precision: compile the float ONNX
+            elif precision in RUNTIME_PRECISIONS:  # a backend inference precision: float ONNX
                 special[(backend, precision)] = "float"
             elif _nncf_int8(pipeline, backend, precision):
                 special[(backend, precision)] = "nncf"

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.onnx",
                         help="where to write the quantized model (written atomically)")  # fmt: skip
     parser.add_argument("--precision", choices=PRECISIONS, default="int8",
-                        help="int8 (QDQ, default), fp16 or dynamic-int8")  # fmt: skip
+                        help="int8 (QDQ, default), fp16 or dynamic-int8 (bf16 is an OpenVINO "
+                             "precision: nnship compile --backend openvino --precision bf16)")  # fmt: skip
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="backend whose Q/DQ conventions to follow (default onnxruntime)")  # fmt: skip
     parser.add_argument("--method", choices=METHOD_CHOICES, default=None,
