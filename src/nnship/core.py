@@ -306,7 +306,7 @@ class Runner(abc.ABC):
         self.close()
 
 
-PRECISIONS = ("fp32", "fp16", "int8", "dynamic-int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "dynamic-int8")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from nnship.core import (
 from nnship.errors import BackendError, OnnxModelError
 from nnship.fileio import atomic_path, sha256_file
 from nnship.onnx_utils import add_outputs, is_quantized, load_onnx, save_onnx
+from nnship.subnormals import flush_subnormals
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,12 @@ class OnnxRuntimeBackend(Backend):
         input ONNX file.
         """
         precision = precision or "fp32"
+        if precision == "bf16":
+            raise BackendError(
+                "ONNX Runtime has no bf16 precision on CPU (its CPU execution provider has no "
+                "bf16 Conv/MatMul kernels on x86; its bf16 fast-math is an Arm64 GEMM option): "
+                "bf16 is an OpenVINO precision, compile with --backend openvino --precision bf16"
+            )
         model = load_onnx(onnx_path)
         if precision in ("int8", "dynamic-int8") and not is_quantized(model):
             raise BackendError(
@@ -292,7 +299,10 @@ class OnnxRuntimeBackend(Backend):
                 "run `nnship quantize` first and compile its output"
             )
         target = out_dir / onnx_path.name
-        if target.resolve() != onnx_path.resolve():
+        model, subnormals = flush_subnormals(model)
+        if subnormals.flushed and target.resolve() == onnx_path.resolve():
+            target = out_dir / f"{onnx_path.stem}.ftz.onnx"  # never rewrite the user's file
+        if subnormals.flushed or target.resolve() != onnx_path.resolve():
             save_onnx(model, target)
         optimized = out_dir / f"{target.stem}.ort.onnx"
         runner_kwargs = {k: v for k, v in options.model_dump().items() if v is not None}
@@ -318,6 +328,8 @@ class OnnxRuntimeBackend(Backend):
                 "outputs": outputs,
                 **runner_kwargs,
                 "providers": providers,
+                "subnormals": subnormals.to_dict(),
+                "notes": [subnormals.describe()] if subnormals.total else [],
             },
         )
 

@@ -7,6 +7,11 @@ reopens it with the device, hint and threads it was compiled for.
 Precision of an artifact:
 - "fp32": the float ONNX as IR with FP32 weights; inference precision pinned to f32.
 - "fp16": the float ONNX as IR with FP16-compressed weights (`save_model(compress_to_fp16)`).
+- "bf16": the float ONNX as IR with FP32 weights, compiled and run with
+  `INFERENCE_PRECISION_HINT=bf16` (OpenVINO converts weights and activations to bf16 at
+  compile time). Only where the device computes bf16 natively (`check_bf16`: OpenVINO's
+  OPTIMIZATION_CAPABILITIES holds "BF16", i.e. avx512_bf16 or amx_bf16 CPUs); refused with a
+  `BackendError` naming the missing capability elsewhere, at compile and at load.
 - "int8": either OpenVINO converting nnship's QDQ ONNX ("qdq"), or NNCF quantizing the float IR
   with the calibration data ("nncf"); `OpenVinoOptions.int8_mode` picks, measured default in
   `nnship.backends.config.DEFAULT_OPENVINO_INT8_MODE`.
@@ -26,14 +31,17 @@ from nnship.backends.config import OpenVinoOptions
 from nnship.backends.openvino_runner import (
     OpenVinoRunner,
     _ov,
+    check_bf16,
     check_device,
     compile_config,
+    device_capabilities,
     resolve_options,
 )
 from nnship.core import Artifact, Backend, CompileInputs, DataSource
 from nnship.errors import BackendError
 from nnship.fileio import ensure_writable_dir, sha256_file, write_json_atomic
-from nnship.onnx_utils import load_onnx, onnx_output_names, onnx_precision
+from nnship.onnx_utils import load_onnx, onnx_output_names, onnx_precision, save_onnx
+from nnship.subnormals import flush_subnormals
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,7 @@ IR_NAME = "model.xml"
 __all__ = [
     "OpenVinoBackend",
     "OpenVinoRunner",
+    "check_bf16",
     "check_device",
     "compile_config",
     "convert_to_ir",
@@ -90,22 +99,31 @@ class OpenVinoBackend(Backend):
         calib_data = inputs.calib_data
         exclude_names, exclude_op_types = inputs.exclude_names, inputs.exclude_op_types
         exclude_patterns = inputs.exclude_patterns
-        check_device(_ov().Core(), opts.device)  # fail before converting anything
+        core = _ov().Core()
+        check_device(core, opts.device)  # fail before converting anything
         onnx_path = Path(onnx_path)
         onnx_model = load_onnx(onnx_path)
         detected = onnx_precision(onnx_model)
         precision = (precision or detected).lower()
         mode = self._int8_mode(precision, detected, opts, onnx_path, calib_data)
+        if precision == "bf16":
+            check_bf16(core, opts.device)
+            opts = opts.model_copy(update={"inference_precision": "bf16"})
         out_dir = ensure_writable_dir(Path(out_dir))
         staging = Path(tempfile.mkdtemp(prefix=".openvino-", dir=out_dir))
         try:
+            flushed, subnormals = flush_subnormals(onnx_model)
+            source = onnx_path
+            if subnormals.flushed:  # convert a flushed copy; the user's file stays as it is
+                source = save_onnx(flushed, staging / f"{onnx_path.stem}.ftz.onnx")
+            del flushed
             xml = staging / IR_NAME
             compress = opts.compress_to_fp16 or precision == "fp16"
             if mode == "nncf":
                 from nnship.backends.openvino_nncf import quantize_onnx_with_nncf
 
                 model = quantize_onnx_with_nncf(
-                    onnx_path,
+                    source,
                     calib_data,  # type: ignore[arg-type]  # checked in _int8_mode
                     options=opts,
                     exclude_names=exclude_names,
@@ -114,11 +132,12 @@ class OpenVinoBackend(Backend):
                 )
                 _ov().save_model(model, str(xml), compress_to_fp16=compress)
             else:
-                convert_to_ir(onnx_path, xml, compress_to_fp16=compress)
+                convert_to_ir(source, xml, compress_to_fp16=compress)
             output_names = onnx_output_names(onnx_model)
             runner = OpenVinoRunner(xml, options=opts, output_names=output_names)
             compile_s = runner.compile_s
-            inputs = [s.to_dict() for s in runner.input_specs]
+            compiled_precision = _compiled_precision(runner)
+            specs = [s.to_dict() for s in runner.input_specs]
             runner.close()
             final = self._publish(staging, out_dir)
         finally:
@@ -128,9 +147,13 @@ class OpenVinoBackend(Backend):
             "int8_mode": mode,
             "onnx": str(onnx_path),
             "output_names": output_names,
-            "inputs": inputs,
+            "inputs": specs,
             "compile_s": compile_s,
             "openvino_version": _ov().__version__,
+            "inference_precision": compiled_precision,
+            "device_capabilities": device_capabilities(core, opts.device),
+            "subnormals": subnormals.to_dict(),
+            "notes": [subnormals.describe()] if subnormals.total else [],
         }
         artifact = Artifact(
             path=final[IR_NAME],
@@ -153,9 +176,9 @@ class OpenVinoBackend(Backend):
         onnx_path: Path,
         calib_data: DataSource | None,
     ) -> str | None:
-        if precision not in ("fp32", "fp16", "int8"):
+        if precision not in ("fp32", "fp16", "bf16", "int8"):
             raise BackendError(
-                f"OpenVINO cannot produce precision '{precision}'; choose fp32, fp16 or int8"
+                f"OpenVINO cannot produce precision '{precision}'; choose fp32, fp16, bf16 or int8"
             )
         if precision != "int8":
             if detected == "int8":
@@ -203,12 +226,27 @@ class OpenVinoBackend(Backend):
         base = OpenVinoOptions.model_validate(saved) if saved else None
         if artifact.device and "device" not in options and base is None:
             options["device"] = artifact.device
+        if artifact.precision == "bf16":
+            # The artifact's precision is its inference precision: a recipe's f32 default for
+            # float baselines must not turn a bf16 artifact back into f32.
+            options["inference_precision"] = "bf16"
+            device = options.get("device") or (base.device if base else artifact.device or "CPU")
+            check_bf16(_ov().Core(), str(device).upper())
         return OpenVinoRunner(
             artifact.path,
             options=base,
             output_names=artifact.metadata.get("output_names"),
             **options,
         )
+
+
+def _compiled_precision(runner: OpenVinoRunner) -> str | None:
+    """The inference precision OpenVINO really compiled with ("f32", "bf16", ...)."""
+    try:
+        value = runner.compiled_model.get_property("INFERENCE_PRECISION_HINT")
+        return str(value.get_type_name()) if hasattr(value, "get_type_name") else str(value)
+    except Exception:  # devices without the property (AUTO) answer with an exception
+        return None
 
 
 def load_artifact(path: Path | str) -> Artifact:

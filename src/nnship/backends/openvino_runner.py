@@ -59,6 +59,45 @@ def check_device(core: Any, device: str) -> str:
     return device
 
 
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+"""/proc/cpuinfo flags of x86 CPUs with native bf16 arithmetic (AVX512-BF16 dot products, AMX
+tiles); OpenVINO's CPU plugin reports "BF16" in OPTIMIZATION_CAPABILITIES only with one."""
+
+
+def device_capabilities(core: Any, device: str) -> list[str]:
+    """OpenVINO's OPTIMIZATION_CAPABILITIES of `device` ("FP32", "BF16", "INT8", ...); empty
+    when the device does not report them."""
+    try:
+        return [str(c) for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")]
+    except Exception:  # virtual devices (AUTO, MULTI) have no such property
+        return []
+
+
+def check_bf16(core: Any, device: str) -> list[str]:
+    """Raise `BackendError` unless `device` computes in bf16 natively; returns its capabilities.
+
+    OpenVINO's own answer decides ("BF16" in OPTIMIZATION_CAPABILITIES); the message names the
+    CPU flags that are missing (`BF16_CPU_FLAGS`) so the user sees why.
+    """
+    from nnship.validate.environment import cpu_model_and_flags
+
+    caps = device_capabilities(core, device)
+    if "BF16" in caps:
+        return caps
+    model, flags = cpu_model_and_flags()
+    missing = [f for f in BF16_CPU_FLAGS if f not in flags]
+    why = (
+        f"the CPU '{model}' has neither {' nor '.join(missing)}"
+        if device.startswith("CPU") and missing
+        else f"OpenVINO reports no BF16 capability for {device}"
+    )
+    raise BackendError(
+        f"precision bf16 needs native bf16 arithmetic and {why} (OpenVINO "
+        f"OPTIMIZATION_CAPABILITIES of {device}: {', '.join(caps) or 'none'}); use fp32, fp16 "
+        "or int8 on this machine"
+    )
+
+
 def compile_config(options: OpenVinoOptions) -> dict[str, Any]:
     """The `Core.compile_model` config for `options`: performance hint, threads, streams,
     inference precision and model cache directory."""

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="onnxruntime (ort), openvino (ov) or tensorrt (trt)")  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, metavar="DIR",
                         help="output directory (default: build/<model>/<backend>)")  # fmt: skip
-    parser.add_argument("--precision", choices=["auto", "fp32", "fp16", "int8"], default="auto",
+    parser.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16", "int8"], default="auto",
                         help="artifact precision (default auto: from the model; int8 from a "
                         "float model needs OpenVINO with --calib)")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="OUT.json",

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.onnx",
                         help="where to write the quantized model (written atomically)")  # fmt: skip
     parser.add_argument("--precision", choices=PRECISIONS, default="int8",
-                        help="int8 (QDQ, default), fp16 or dynamic-int8")  # fmt: skip
+                        help="int8 (QDQ, default), fp16 or dynamic-int8 (bf16 is an OpenVINO "
+                             "precision: nnship compile --backend openvino --precision bf16)")  # fmt: skip
     parser.add_argument("--profile", choices=PROFILES, default=None,
                         help="backend whose Q/DQ conventions to follow (default onnxruntime)")  # fmt: skip
     parser.add_argument("--method", choices=METHOD_CHOICES, default=None,
@@ -155,6 +156,10 @@ def _print_result(result) -> None:  # noqa: ANN001
     if result.profile:
         what += f" ({result.profile} profile, {result.method} ranges)"
     print(f"{what}: {result.path}")
+    for key in ("opset_conversion", "subnormals"):
+        summary = result.details.get(key, {}).get("summary")
+        if summary and summary != "no subnormal float weights":
+            print(f"  {summary}")
     print(
         f"  quantized nodes: {len(result.quantized_nodes)}, float nodes: {len(result.float_nodes)}"
     )

@@ -14,13 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nnship.calibration.config import StatisticsConfig
 from nnship.errors import QuantizationError
 
-Precision = Literal["int8", "fp16", "dynamic-int8"]
+Precision = Literal["int8", "fp16", "dynamic-int8", "bf16"]
 ProfileName = Literal["onnxruntime", "openvino", "tensorrt"]
 Method = Literal["minmax", "percentile", "entropy", "mse"]
 MethodChoice = Literal["auto", "minmax", "percentile", "entropy", "mse"]
 Toggle = Literal["auto", "on", "off"]
 
-PRECISIONS: tuple[str, ...] = ("int8", "fp16", "dynamic-int8")
+PRECISIONS: tuple[str, ...] = ("int8", "fp16", "dynamic-int8", "bf16")
+RUNTIME_PRECISIONS: tuple[str, ...] = ("bf16",)
+"""Precisions a backend applies when it compiles the float model (OpenVINO's bf16 inference
+precision): `nnship build` compiles the float ONNX for them, `quantize()` writes no file."""
 PROFILES: tuple[str, ...] = ("onnxruntime", "openvino", "tensorrt")
 METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy", "mse")
 """Range methods a quantized model can be built with."""
@@ -75,6 +78,8 @@ class QuantizeConfig(BaseModel):
     """Settings of the quantize stage.
 
     - `precisions`: what `nnship build` produces (default `["int8"]`); `quantize()` writes one.
+      "bf16" is OpenVINO running the float model with bf16 inference precision, on CPUs that
+      compute bf16 natively (avx512_bf16 / amx_bf16); other backends skip it with a note.
     - `profile`: backend whose Q/DQ conventions the INT8 model follows (default "onnxruntime").
     - `method`: activation range method (default "auto": quantize with each of
       `auto_methods` and keep the one closest to the float model on at most `auto_samples`

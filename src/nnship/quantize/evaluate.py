@@ -56,8 +56,12 @@ def iter_checked(
     model: onnx.ModelProto, data: DataSource, *, max_samples: int | None, batch_size: int = 32
 ):  # noqa: ANN201
     """Yield (inputs, labels) of at most `max_samples` samples, each batch checked against the
-    model's inputs (`DataError` names the tensor and both shapes)."""
+    model's inputs (`DataError` names the tensor and both shapes). A fixed batch dimension in
+    the model (foreign ONNX often pins 1) overrides `batch_size`."""
     specs = onnx_input_specs(model)
+    fixed = {s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)} - {0, -1}
+    if len(fixed) == 1:
+        batch_size = fixed.pop()
     seen = 0
     for item in data.iter_batches(batch_size):
         inputs: Batch = item.inputs

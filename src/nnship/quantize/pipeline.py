@@ -21,6 +21,7 @@ from nnship.quantize.dynamic import quantize_dynamic_int8
 from nnship.quantize.evaluate import Outputs, budget_misses, compare, iter_checked, run_model, score
 from nnship.quantize.fallback import accuracy_fallback
 from nnship.quantize.fp16 import convert_fp16
+from nnship.quantize.opset import upgrade_opset
 from nnship.quantize.placement import Placement, ensure_node_names, plan_placement
 from nnship.quantize.profiles import QuantProfile, get_profile
 from nnship.quantize.qdq import write_qdq
@@ -34,6 +35,7 @@ from nnship.quantize.tables import (
     method_effect,
     table_ranges,
 )
+from nnship.subnormals import flush_subnormals, verify_flush
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,19 @@ def quantize(
             f"'{onnx_path}' is already quantized (it holds QuantizeLinear/DequantizeLinear or "
             "integer ops); quantize the float model instead"
         )
-    ensure_node_names(model)
     if calib_data is not None:
         next(iter_checked(model, calib_data, max_samples=1), None)  # fail fast on bad data
+    check_data = calib_data if calib_data is not None else eval_data
+    conversion = None
+    if precision != "fp16":  # Q/DQ (per-axis) and dynamic INT8 need opset >= 13
+        model, conversion = upgrade_opset(model, data=check_data, name=str(onnx_path))
+    # Subnormal weights slow float math on x86 by up to ~3x and change no output: flush them
+    # before anything is derived from the weights, and prove the outputs did not move.
+    flushed, subnormals = flush_subnormals(model)
+    if subnormals.flushed and check_data is not None:
+        verify_flush(model, flushed, subnormals, check_data)
+    model = flushed
+    ensure_node_names(model)
     reference = None
     if eval_data is not None:
         reference = run_model(model, eval_data, max_samples=config.eval_samples)
@@ -141,6 +153,15 @@ def quantize(
                     f"{precision} misses the accuracy budget ({'; '.join(misses)}); the "
                     "fallback applies to int8 only"
                 )
+    if conversion is not None and conversion.converted:
+        result.details["opset_conversion"] = {
+            **conversion.to_dict(),
+            "summary": conversion.describe(),
+        }
+    qmodel, left = flush_subnormals(qmodel)  # a rewrite may store new float tensors
+    for name, entry in left.tensors.items():
+        subnormals.tensors.setdefault(name, entry)
+    result.details["subnormals"] = {**subnormals.to_dict(), "summary": subnormals.describe()}
     try:
         onnx.checker.check_model(qmodel)
     except onnx.checker.ValidationError as exc:  # a bug in the rewrite, not the user's input
@@ -157,6 +178,12 @@ def _pick_precision(config: QuantizeConfig, precision: str | None) -> str:
                 f"config.precisions lists {config.precisions}; pass precision=... to choose one"
             )
         precision = config.precisions[0]
+    if precision == "bf16":
+        raise QuantizationError(
+            "bf16 is not an ONNX rewrite: OpenVINO runs the float model with bf16 inference "
+            "precision. Compile it with `nnship compile MODEL.onnx --backend openvino "
+            "--precision bf16`, or list bf16 in [quantize] precisions of a build recipe"
+        )
     if precision not in ("int8", "fp16", "dynamic-int8"):
         raise QuantizationError(
             f"Unknown precision '{precision}'; choose one of int8, fp16, dynamic-int8"

@@ -42,6 +42,8 @@ _RELEVANT_FLAGS = (
     "i8mm",
     "bf16",
 )
+CAPABILITY_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""The flags a report's capability line shows: they decide which INT8/bf16 kernels exist."""
 _RUNTIMES = ("torch", "numpy", "onnx", "onnxruntime", "openvino", "tensorrt", "nncf")
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -64,6 +66,18 @@ class Environment(BaseModel):
     nnship_version: str = ""
     threads: dict[str, Any] = Field(default_factory=dict)
     hardware_id: str = ""
+    openvino_capabilities: list[str] | None = None
+    """OpenVINO's OPTIMIZATION_CAPABILITIES of the CPU ("FP32", "BF16", "INT8", ...); None when
+    OpenVINO is not installed."""
+
+    def capabilities(self) -> str:
+        """One line: the CPU's INT8/bf16-relevant flags (yes/no) and OpenVINO's capabilities."""
+        flags = ", ".join(f"{f} {'yes' if f in self.cpu_flags else 'no'}" for f in CAPABILITY_FLAGS)
+        if self.openvino_capabilities is None:
+            return f"{flags}; OpenVINO not installed"
+        caps = ", ".join(self.openvino_capabilities) or "none reported"
+        bf16 = "available" if "BF16" in self.openvino_capabilities else "not available"
+        return f"{flags}; OpenVINO CPU: {caps} (bf16 precision {bf16})"
 
     def summary(self) -> str:
         """One line: CPU, cores, OS, threads."""
@@ -72,6 +86,11 @@ class Environment(BaseModel):
         threads = self.threads.get("configured")
         t = f", {threads} threads" if threads else ""
         return f"{cpu} ({self.usable_cpus or '?'} usable CPUs{gpu}{t}), {self.os}"
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """(CPU model name, the ISA flags of `_RELEVANT_FLAGS` it has), from /proc/cpuinfo."""
+    return _cpu_info()
 
 
 def _cpu_info() -> tuple[str, list[str]]:
@@ -99,6 +118,20 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
+
+
+def _openvino_capabilities() -> list[str] | None:
+    from importlib.util import find_spec
+
+    if find_spec("openvino") is None:
+        return None
+    try:
+        import openvino
+
+        caps = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return [str(c) for c in caps]
+    except Exception:  # a broken OpenVINO install must not break a report
+        return []
 
 
 def _gpus() -> list[str]:
@@ -154,6 +187,7 @@ def capture_environment(threads: int | None = None) -> Environment:
         nnship_version=nnship.__version__,
         threads=thread_settings(threads),
         hardware_id=hardware_id(machine, cpu_model, flags, os.cpu_count(), gpus),
+        openvino_capabilities=_openvino_capabilities(),
     )
 
 

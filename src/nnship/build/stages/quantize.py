@@ -38,7 +38,7 @@ class QuantizedModel:
 # Precisions each backend can run; others are skipped with a note in the report.
 BACKEND_PRECISIONS = {
     "onnxruntime": ("int8", "fp16", "dynamic-int8"),
-    "openvino": ("int8", "fp16"),
+    "openvino": ("int8", "fp16", "bf16"),
     "tensorrt": ("int8", "fp16"),
 }
 
@@ -77,13 +77,20 @@ def plan_quantization(
 ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """(precision, profile) -> backends that need that ONNX; and (backend, precision) pairs
     that take the float ONNX (OpenVINO NNCF) or are skipped, with the reason."""
+    from nnship.quantize.config import RUNTIME_PRECISIONS
+
     cfg = ctx.recipe.quantize
     plan: dict[tuple[str, str], list[str]] = {}
     special: dict[tuple[str, str], str] = {}
     for precision in cfg.precisions:
         for backend in targets:
             if precision not in BACKEND_PRECISIONS.get(backend, ()):
-                special[(backend, precision)] = f"{backend} does not run {precision} models"
+                why = f"{backend} does not run {precision} models"
+                if precision == "bf16":
+                    why += " (bf16 is an OpenVINO inference precision)"
+                special[(backend, precision)] = why
+            elif precision in RUNTIME_PRECISIONS:  # a backend inference precision: float ONNX
+                special[(backend, precision)] = "float"
             elif _nncf_int8(ctx, backend, precision):
                 special[(backend, precision)] = "nncf"
             else:
@@ -126,10 +133,17 @@ def _quantize_all(
             f"{ctx.name}: [quantize] precisions includes int8, which needs calibration "
             "data: add a [data.calibration] section"
         )
+    if "float" in special.values():  # refuse bf16 before any work on a CPU without it
+        from nnship.backends.openvino_runner import _ov, check_bf16
+
+        device = ctx.recipe.backends.options_for("openvino").device
+        check_bf16(_ov().Core(), str(device).upper())
     out: dict[tuple[str, str], QuantizedModel] = {}
     for (backend, precision), why in special.items():
         if why == "nncf":
             out[(backend, precision)] = QuantizedModel(float_onnx, {"int8_mode": "nncf"})
+        elif why == "float":
+            out[(backend, precision)] = QuantizedModel(float_onnx, {})
         else:
             log.warning("skipping %s/%s: %s", backend, precision, why)
             ctx.note(f"Skipped {backend}/{precision}: {why}.")

@@ -112,6 +112,10 @@ def _annotate(
             row.notes.append(f"... and {len(nodes) - MAX_FLOAT_NODE_NOTES} more float nodes")
         for reverted in info.get("reverted", []):
             row.notes.append(f"reverted to float by the accuracy fallback: {reverted.get('node')}")
+        for key in ("opset_conversion", "subnormals"):
+            summary = info.get("details", {}).get(key, {}).get("summary")
+            if summary and summary != "no subnormal float weights":
+                row.notes.append(f"quantize: {summary}")
         if info.get("int8_mode") == "nncf":
             row.notes.append("INT8 made by NNCF from the float model (OpenVINO int8_mode nncf)")
     report.notes.extend(ctx.notes)

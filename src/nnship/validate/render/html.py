@@ -128,6 +128,7 @@ def _header(report: Report, status: str) -> str:
         ("data", data),
         ("task", report.task),
         ("environment", report.environment.summary()),
+        ("CPU capabilities", report.environment.capabilities()),
         ("created", f"{report.created} (nnship {report.nnship_version})"),
     ]
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in meta)

@@ -40,6 +40,7 @@ def report_markdown(report: Report) -> str:
         + (", labelled" if report.data.has_labels else ", no labels"),
         f"- task: {report.task}",
         f"- environment: {report.environment.summary()}",
+        f"- CPU capabilities: {report.environment.capabilities()}",
         f"- nnship {report.nnship_version}, created {report.created}",
         "",
         "## Summary",

@@ -29,6 +29,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
         style = "red" if gate.startswith("FAIL") else "green" if gate == "pass" else ""
         table.add_row(*cells[:-1], f"[{style}]{gate}[/]" if style else gate)
     console.print(table)
+    console.print(f"CPU: {report.environment.cpu_model}: {report.environment.capabilities()}")
     for verdict in report.failed_gates:
         value = fmt(verdict.value, 4, none="n/a")
         console.print(
