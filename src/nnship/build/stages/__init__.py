@@ -1,0 +1,1 @@
+"""The stages of `nnship build`, one module each."""
