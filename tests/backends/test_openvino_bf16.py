@@ -134,12 +134,12 @@ def test_quantize_bf16_points_to_openvino(cnn, tmp_path):
 def test_recipe_accepts_bf16_and_the_build_plans_it_for_openvino_only():
     from types import SimpleNamespace
 
-    from nnship.build_quantize import plan_quantization
+    from nnship.build.stages.quantize import plan_quantization
 
     cfg = make_config(precisions=["int8", "bf16"])
     backends = SimpleNamespace(options_for=lambda name: SimpleNamespace(int8_mode="qdq"))
-    pipeline = SimpleNamespace(recipe=SimpleNamespace(quantize=cfg, backends=backends))
-    plan, special = plan_quantization(pipeline, ["onnxruntime", "openvino"])  # type: ignore[arg-type]
+    ctx = SimpleNamespace(recipe=SimpleNamespace(quantize=cfg, backends=backends))
+    plan, special = plan_quantization(ctx, ["onnxruntime", "openvino"])  # type: ignore[arg-type]
     assert special[("openvino", "bf16")] == "float"
     assert "OpenVINO inference precision" in special[("onnxruntime", "bf16")]
     assert ("bf16", "any") not in plan
@@ -147,7 +147,7 @@ def test_recipe_accepts_bf16_and_the_build_plans_it_for_openvino_only():
 
 def test_every_report_records_the_cpu_capabilities(cnn):
     from nnship.validate import validate
-    from nnship.validate.html import render_html
+    from nnship.validate.render.html import render_html
 
     with OnnxRuntimeRunner(cnn) as base, OnnxRuntimeRunner(cnn) as cand:
         report = validate(base, {"onnxruntime/fp32": cand}, ArrayData({"x": X}))
