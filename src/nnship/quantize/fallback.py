@@ -30,6 +30,7 @@ from nnship.quantize.evaluate import (
     make_session,
     median_latency_ms,
     run_model,
+    score,
 )
 from nnship.quantize.placement import Placement
 
@@ -91,6 +92,8 @@ class FallbackOutcome:
     metrics: dict[str, float]
     reverted: list[dict[str, Any]] = field(default_factory=list)
     ranking: list[tuple[str, float]] = field(default_factory=list)
+    undone: list[dict[str, Any]] = field(default_factory=list)
+    """Reverts that were tried and undone because they made the model less faithful."""
 
 
 def accuracy_fallback(
@@ -107,15 +110,24 @@ def accuracy_fallback(
     sensitivity_samples: int = 64,
     eval_samples: int | None = None,
     latency_batch: Batch | None = None,
+    module_names: dict[str, str] | None = None,
+    start_metrics: dict[str, float] | None = None,
 ) -> FallbackOutcome:
     """Revert nodes (most sensitive first) until `budget_misses` is empty.
 
     `build(force_float)` re-plans and re-writes the Q/DQ model with the given nodes in float.
-    Raises `QuantizationError` when the budget still misses after `max_reverted` reverts or
-    when nothing is left to revert (then even the float graph misses it).
+    Every step is monotone: a revert whose model scores lower on the evaluation data than the
+    best model so far (`evaluate.score`: top-1 agreement, then cosine) is undone and recorded
+    in `undone`, as NNCF's accuracy control does. So the outcome is never less faithful than
+    `start`. At most `max_reverted` reverts are kept and `2 * max_reverted` tried.
+    `module_names` (node name -> torch module path) names the reverted nodes for people.
+    Raises `QuantizationError` when the budget still misses at the end (naming the best
+    figure reached), or when nothing is left to revert (then even the float graph misses it).
     """
     model, placement = start
-    metrics = compare(reference, run_model(model, eval_data, max_samples=eval_samples))
+    metrics = start_metrics or compare(
+        reference, run_model(model, eval_data, max_samples=eval_samples)
+    )
     outcome = FallbackOutcome(model, placement, metrics)
     misses = budget_misses(metrics, max_top1_drop, min_cosine)
     if not misses:
@@ -125,44 +137,64 @@ def accuracy_fallback(
     )
     outcome.ranking = ranking
     log.info("Budget missed (%s); reverting sensitive nodes", "; ".join(misses))
+    names = module_names or {}
     force: dict[str, str] = {}
     op_types = placement.op_types
     latency_before = _latency(model, latency_batch)
+    tried = 0
     for node, sensitivity in ranking:
-        if len(force) >= max_reverted:
+        if len(force) >= max_reverted or tried >= 2 * max_reverted:
             break
-        force[node] = REVERT_REASON
-        model, placement = build(dict(force))
-        metrics = compare(reference, run_model(model, eval_data, max_samples=eval_samples))
-        latency_after = _latency(model, latency_batch)
-        outcome.reverted.append(
-            {
-                "node": node,
-                "op_type": op_types.get(node, ""),
-                "sensitivity": sensitivity,
-                "metrics_after": {k: v for k, v in metrics.items() if k != "samples"},
-                "latency_ms_before": latency_before,
-                "latency_ms_after": latency_after,
-                "latency_cost_ms": None
-                if latency_before is None or latency_after is None
-                else latency_after - latency_before,
-            }
+        tried += 1
+        trial = {**force, node: REVERT_REASON}
+        candidate, candidate_plan = build(trial)
+        candidate_metrics = compare(
+            reference, run_model(candidate, eval_data, max_samples=eval_samples)
         )
+        step = {
+            "node": node,
+            "module": names.get(node),
+            "op_type": op_types.get(node, ""),
+            "sensitivity": sensitivity,
+            "metrics_after": {k: v for k, v in candidate_metrics.items() if k != "samples"},
+        }
+        if score(candidate_metrics) < score(outcome.metrics):
+            step["decision"] = "undone: the model scored lower with this node in float"
+            outcome.undone.append(step)
+            log.info("revert of %s undone (scored lower)", node)
+            continue
+        force = trial
+        latency_after = _latency(candidate, latency_batch)
+        step.update(
+            latency_ms_before=latency_before,
+            latency_ms_after=latency_after,
+            latency_cost_ms=None
+            if latency_before is None or latency_after is None
+            else latency_after - latency_before,
+        )
+        outcome.reverted.append(step)
         latency_before = latency_after
-        outcome.model, outcome.placement, outcome.metrics = model, placement, metrics
-        misses = budget_misses(metrics, max_top1_drop, min_cosine)
+        outcome.model, outcome.placement, outcome.metrics = (
+            candidate,
+            candidate_plan,
+            candidate_metrics,
+        )
+        misses = budget_misses(candidate_metrics, max_top1_drop, min_cosine)
         if not misses:
             return outcome
+    misses = budget_misses(outcome.metrics, max_top1_drop, min_cosine)
     if len(force) >= len(ranking):
         raise QuantizationError(
             f"Even the fully float model misses the accuracy budget ({'; '.join(misses)}) after "
             f"reverting all {len(force)} quantized node(s); relax --max-top1-drop/--min-cosine "
             "or check the evaluation data"
         )
+    shown = ", ".join(names.get(n) or n for n in force) or "none kept"
     raise QuantizationError(
         f"Accuracy budget not met ({'; '.join(misses)}) after reverting {len(force)} of "
-        f"{len(ranking)} quantized node(s) ({', '.join(force)}); raise max_reverted "
-        "(--max-reverted), relax the budget, or use --precision fp16"
+        f"{len(ranking)} quantized node(s) ({shown}; {len(outcome.undone)} revert(s) undone "
+        "because they lowered fidelity); raise max_reverted (--max-reverted), relax the "
+        "budget, or use --precision fp16"
     )
 
 
