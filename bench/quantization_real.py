@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -216,7 +215,9 @@ def _child(variant: str, onnx_path: str, calib: str, out: str, extra: str) -> No
             "float_nodes": len(result.float_nodes),
         }
     info["seconds"] = time.perf_counter() - t0
-    info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: ru_maxrss carries the parent's peak across fork + exec
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0]
+    info["peak_rss_mb"] = int(status) / 1024
     print("RESULT " + json.dumps(info, default=str))
 
 

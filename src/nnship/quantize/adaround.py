@@ -77,6 +77,7 @@ class AdaRoundReport:
     layers: list[RoundedLayer] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +87,7 @@ class AdaRoundReport:
             "layers_rounded": len(kept),
             "layers_considered": len(self.layers),
             "seconds": round(self.seconds, 2),
+            "cpu_seconds": round(self.cpu_seconds, 2),
             "settings": dict(self.settings),
             "layers": [asdict(layer) for layer in self.layers],
             "skipped": [{"node": n, "reason": r} for n, r in self.skipped],
@@ -421,7 +423,7 @@ def adaround(
     is not modified), the learned integer weights by int8 initializer name (for
     `apply_rounding` on a rebuilt model), and a report. `settings` is a
     `nnship.quantize.config.AdaRoundSettings`."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = AdaRoundReport(settings=settings.model_dump())
     out = onnx.ModelProto()
     out.CopyFrom(qmodel)
@@ -440,6 +442,7 @@ def adaround(
     finally:
         torch.set_num_threads(threads)
     report.seconds = time.perf_counter() - t0
+    report.cpu_seconds = time.process_time() - c0
     log.info(
         "AdaRound: %d of %d layers re-rounded in %.1f s",
         sum(layer.kept for layer in report.layers),

@@ -94,6 +94,7 @@ class FallbackOutcome:
     ranking: list[tuple[str, float]] = field(default_factory=list)
     undone: list[dict[str, Any]] = field(default_factory=list)
     """Reverts that were tried and undone because they made the model less faithful."""
+    met: bool = True
 
 
 def accuracy_fallback(
@@ -112,6 +113,7 @@ def accuracy_fallback(
     latency_batch: Batch | None = None,
     module_names: dict[str, str] | None = None,
     start_metrics: dict[str, float] | None = None,
+    raise_on_miss: bool = True,
 ) -> FallbackOutcome:
     """Revert nodes (most sensitive first) until `budget_misses` is empty.
 
@@ -122,7 +124,8 @@ def accuracy_fallback(
     `start`. At most `max_reverted` reverts are kept and `2 * max_reverted` tried.
     `module_names` (node name -> torch module path) names the reverted nodes for people.
     Raises `QuantizationError` when the budget still misses at the end (naming the best
-    figure reached), or when nothing is left to revert (then even the float graph misses it).
+    figure reached), or when nothing is left to revert (then even the float graph misses it);
+    with `raise_on_miss=False` it returns the best outcome instead (`outcome.met` False).
     """
     model, placement = start
     metrics = start_metrics or compare(
@@ -183,6 +186,9 @@ def accuracy_fallback(
         if not misses:
             return outcome
     misses = budget_misses(outcome.metrics, max_top1_drop, min_cosine)
+    outcome.met = False
+    if not raise_on_miss:
+        return outcome
     if len(force) >= len(ranking):
         raise QuantizationError(
             f"Even the fully float model misses the accuracy budget ({'; '.join(misses)}) after "

@@ -395,6 +395,7 @@ class _Int8Job:
             "mode": "adaround",
             "applied": True,
             "seconds": round(report.seconds, 2),
+            "cpu_seconds": round(report.cpu_seconds, 2),
             "report": report.to_dict(),
             "metrics_without": metrics,
             "metrics_with": new_metrics,
