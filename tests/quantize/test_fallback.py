@@ -183,3 +183,25 @@ def test_fallback_names_reverted_nodes_by_torch_module(tmp_path):
         assert "body." in str(exc)
         return
     assert steps and all(s["module"].startswith("body.") for s in steps)
+
+
+def test_ranking_holds_only_computing_nodes_and_reads_what_consumers_see(cnn_path, cnn_data):
+    """A Clip folded into its Conv's Q/DQ is no revert candidate (reverting it hands the Conv's
+    wide pre-activation range to the Q/DQ: issue 9 point 8), and the Conv is ranked on the
+    clipped tensor its consumer reads, not on the unclipped one that carries the Clip's name."""
+    from conftest import MinMaxTable
+
+    from nnship.quantize.pipeline import preprocess
+
+    model = preprocess(onnx.load(str(cnn_path)))
+    path = cnn_path.parent / "pre.onnx"
+    onnx.save(model, str(path))
+    profile = get_profile("onnxruntime")
+    ranges = MinMaxTable(path, cnn_data).ranges("minmax")
+    plan = plan_placement(model, profile, ranges)
+    assert "Clip" in {plan.op_types[n] for n in plan.nodes}  # the ReLU6 is a planned node
+    qmodel, _ = write_qdq(model, ranges, plan, profile)
+    ranking = rank_sensitivity(model, qmodel, plan, ArrayData(cnn_data), max_samples=16)
+    assert {plan.op_types[n] for n, _ in ranking} <= {"Conv", "Gemm", "Add"}
+    assert all(np.isfinite(s) and s < 1.0 for _, s in ranking)  # int8 noise, not clipping
+    assert sum(s > 0 for _, s in ranking) >= 1

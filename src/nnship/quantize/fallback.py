@@ -33,10 +33,19 @@ from nnship.quantize.evaluate import (
     score,
 )
 from nnship.quantize.placement import Placement
+from nnship.quantize.profiles import ELTWISE_OPS, WEIGHTED_OPS
 
 log = logging.getLogger(__name__)
 
 REVERT_REASON = "reverted: sensitivity"
+# Only nodes that compute something are reverted on their own. A follower (Relu/Clip, pools)
+# rides on its producer's Q/DQ: "reverting" a Clip after a quantized Conv does not make
+# anything float, it takes away the Clip's [0, 6] range from the Conv's output, which is then
+# quantized with the Conv's much wider pre-activation range. On EfficientNet-Lite0 the ranking
+# put 7 Clips first and reverting the stem's Clip dropped top-1 agreement from 81% to 55%
+# (issue 9, point 8). A follower goes float with its producer.
+_REVERTIBLE = WEIGHTED_OPS | ELTWISE_OPS
+_EPILOGUE = frozenset({"Relu", "Clip", "LeakyRelu"})
 
 
 def rank_sensitivity(
@@ -47,42 +56,104 @@ def rank_sensitivity(
     *,
     max_samples: int = 64,
 ) -> list[tuple[str, float]]:
-    """Quantized nodes sorted by injected relative error power (largest first)."""
-    float_names = {o for n in float_model.graph.node for o in n.output}
-    quant_names = {o for n in quant_model.graph.node for o in n.output}
-    common = float_names & quant_names
+    """Quantized nodes that compute something (weighted and eltwise ops, not Relu/Clip/pools
+    that ride on their producer's Q/DQ) sorted by injected relative error power (largest
+    first)."""
+    pairs = _seen_by_consumers(float_model, quant_model)
     nodes = {n.name: n for n in float_model.graph.node}
-    watch: dict[str, tuple[list[str], list[str]]] = {}
-    for name in placement.nodes:
-        node = nodes.get(name)
-        if node is None:
+    qnodes = {n.name: n for n in quant_model.graph.node}
+    watch: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {}
+    candidates = [n for n in placement.nodes if placement.op_types.get(n) in _REVERTIBLE]
+    for name in candidates:
+        node, qnode = nodes.get(name), qnodes.get(name)
+        if node is None or qnode is None:
             continue
-        outs = [o for o in node.output if o in common]
-        ins = [i for i in node.input if i in common]
+        # inputs as this node reads them in each model (the DequantizeLinear output in QDQ)
+        ins = [
+            (f, q)
+            for f, q in zip(node.input, qnode.input)
+            if f and q and f in pairs.float_tensors and q in pairs.quant_tensors
+        ]
+        outs = [pairs.seen[t] for t in _effective_outputs(node, pairs) if t in pairs.seen]
         if outs:
             watch[name] = (ins, outs)
-    tensors = sorted({t for ins, outs in watch.values() for t in ins + outs})
-    if not tensors:
-        return [(n, 0.0) for n in placement.nodes]
-    f_sess = make_session(add_outputs(float_model, tensors))
-    q_sess = make_session(add_outputs(quant_model, tensors))
-    err = dict.fromkeys(tensors, 0.0)
-    power = dict.fromkeys(tensors, 0.0)
+    links = sorted({p for ins, outs in watch.values() for p in ins + outs})
+    if not links:
+        return [(n, 0.0) for n in candidates]
+    f_names = sorted({f for f, _ in links})
+    q_names = sorted({q for _, q in links})
+    f_sess = make_session(add_outputs(float_model, f_names))
+    q_sess = make_session(add_outputs(quant_model, q_names))
+    err = dict.fromkeys(links, 0.0)
+    power = dict.fromkeys(links, 0.0)
     for inputs, _ in iter_checked(float_model, data, max_samples=max_samples, batch_size=8):
-        f_out = dict(zip(tensors, f_sess.run(tensors, inputs)))
-        q_out = dict(zip(tensors, q_sess.run(tensors, inputs)))
-        for t in tensors:
-            ref = f_out[t].astype(np.float64)
-            err[t] += float(((q_out[t] - ref) ** 2).sum())
-            power[t] += float((ref**2).sum())
+        f_out = dict(zip(f_names, f_sess.run(f_names, inputs)))
+        q_out = dict(zip(q_names, q_sess.run(q_names, inputs)))
+        for f, q in links:
+            ref = f_out[f].astype(np.float64)
+            err[(f, q)] += float(((q_out[q] - ref) ** 2).sum())
+            power[(f, q)] += float((ref**2).sum())
+    tensors = links
     rel = {t: err[t] / max(power[t], 1e-30) for t in tensors}
     scores = {}
     for name, (ins, outs) in watch.items():
         before = max((rel[i] for i in ins), default=0.0)
         scores[name] = max(max(rel[o] for o in outs) - before, 0.0)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    ranked += [(n, 0.0) for n in placement.nodes if n not in scores]
+    ranked += [(n, 0.0) for n in candidates if n not in scores]
     return ranked
+
+
+@dataclass
+class _Links:
+    """Float tensor -> the QDQ model's tensor its consumers read (a DequantizeLinear output
+    where the tensor is quantized), and the tensor names of both models."""
+
+    seen: dict[str, tuple[str, str]]
+    float_tensors: set[str]
+    quant_tensors: set[str]
+    consumers: dict[str, list[onnx.NodeProto]]
+
+
+def _seen_by_consumers(float_model: onnx.ModelProto, quant_model: onnx.ModelProto) -> _Links:
+    """Compare like with like: when ONNX Runtime folds a Clip into its Conv, the QDQ model's
+    Conv writes the Clip's output name *unclipped* (the QuantizeLinear after it clips), so
+    the tensor of the same name is not what the next layer sees. The input of a consumer
+    (same node name in both models, same input slot) is."""
+    f_tensors = {o for n in float_model.graph.node for o in n.output}
+    f_tensors |= {i.name for i in float_model.graph.input}
+    q_tensors = {o for n in quant_model.graph.node for o in n.output}
+    q_tensors |= {i.name for i in quant_model.graph.input}
+    qnodes = {n.name: n for n in quant_model.graph.node}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    seen: dict[str, tuple[str, str]] = {}
+    for node in float_model.graph.node:
+        qnode = qnodes.get(node.name)
+        for k, tensor in enumerate(node.input):
+            consumers.setdefault(tensor, []).append(node)
+            if qnode is None or tensor in seen or k >= len(qnode.input):
+                continue
+            if tensor in f_tensors and qnode.input[k] in q_tensors:
+                seen[tensor] = (tensor, qnode.input[k])
+    for out in quant_model.graph.output:
+        if out.name in f_tensors:
+            seen.setdefault(out.name, (out.name, out.name))
+    return _Links(seen, f_tensors, q_tensors, consumers)
+
+
+def _effective_outputs(node: onnx.NodeProto, links: _Links) -> list[str]:
+    """The node's outputs, followed through the Relu/Clip that alone consumes each (they fuse
+    into the node's Q/DQ, so their output is what the node really delivers)."""
+    outs = []
+    for tensor in node.output:
+        while True:
+            readers = links.consumers.get(tensor, [])
+            if len(readers) == 1 and readers[0].op_type in _EPILOGUE:
+                tensor = readers[0].output[0]
+                continue
+            break
+        outs.append(tensor)
+    return outs
 
 
 @dataclass
