@@ -84,9 +84,9 @@ class CalibrationSettings(BaseModel):
 class AdaRoundSettings(BaseModel):
     """AdaRound (`weight_rounding = "adaround"`, `nnship.quantize.adaround`) settings.
 
-    Each layer is fitted on `rows` (default 8192) rows (input patch, float output) sampled
-    from the output positions of at most `samples` calibration samples (default 128), with
-    `iterations` Adam steps (default 500, learning rate `lr` 1e-3) on `batch_rows` rows each
+    Each layer is fitted on `rows` (default 4096) rows (input patch, float output) sampled
+    from the output positions of at most `samples` calibration samples (default 64), with
+    `iterations` Adam steps (default 250, learning rate `lr` 1e-3) on `batch_rows` rows each
     (default 512). The rounding regulariser (weight `reg_param` 0.01) starts after
     `warm_start` (0.2) of the steps with its exponent decaying from `beta_start` 20 to
     `beta_end` 2 (AIMET's defaults, except the far fewer iterations). `batch_size` is samples
@@ -95,9 +95,9 @@ class AdaRoundSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    samples: int = Field(default=128, gt=0)
-    rows: int = Field(default=8192, gt=0)
-    iterations: int = Field(default=500, ge=0)
+    samples: int = Field(default=64, gt=0)
+    rows: int = Field(default=4096, gt=0)
+    iterations: int = Field(default=250, ge=0)
     batch_rows: int = Field(default=512, gt=0)
     batch_size: int = Field(default=8, gt=0)
     lr: float = Field(default=1e-3, gt=0)
