@@ -150,10 +150,11 @@ def prepare(name: str, work: Path, eval_n: int, calib_n: int) -> dict:
 # -- variants (each runs in a fresh subprocess: wall time and peak memory are its own) -------
 NNSHIP_VARIANTS = {
     "nnship default": {},
-    "nnship CLE on": {"equalization": "on"},
-    "nnship bias corr on": {"bias_correction": "on"},
+    "nnship minmax": {"method": "minmax"},
+    "nnship minmax CLE on": {"method": "minmax", "equalization": "on"},
+    "nnship minmax bias corr on": {"method": "minmax", "bias_correction": "on"},
+    "nnship minmax adaround": {"method": "minmax", "weight_rounding": "adaround"},
     "nnship adaround": {"weight_rounding": "adaround"},
-    "nnship CLE+adaround": {"equalization": "on", "weight_rounding": "adaround"},
 }
 ANCHORS = ("quantize_static", "nncf")
 
