@@ -75,3 +75,21 @@ def test_exported_resnet_stays_equivalent(tmp_path):
     assert len(report.pairs) == 3  # conv1 -> Relu -> conv2 in each BasicBlock
     x = np.random.default_rng(1).normal(size=(2, 3, 16, 16)).astype(np.float32)
     assert max_rel(run(model, {"x": x})[0], run(out, {"x": x})[0]) < 1e-4
+
+
+def test_relu6_replaced_by_relu_on_request_equalizes_the_pair():
+    model = conv_chain(activation="Relu6")
+    out, report = cross_layer_equalize(model, bounded_relu="relu")
+    onnx.checker.check_model(out, full_check=True)
+    pair = next(p for p in report.pairs if p.first == "conv1")
+    assert pair.activation == "Clip(0, 6) -> Relu" and pair.spread_after < pair.spread_before / 5
+    assert len(report.replaced) == 1 and report.to_dict()["replaced_bounded_relu"]
+    assert "Clip" not in [n.op_type for n in out.graph.node]
+    # the function is now exactly that of the same weights with a Relu (same seed)
+    relu_model = conv_chain(activation="Relu")
+    assert max_rel(run(relu_model, {"x": X})[0], run(out, {"x": X})[0]) < 1e-4
+
+
+def test_bounded_relu_mode_is_validated():
+    with pytest.raises(ValueError, match="bounded_relu"):
+        cross_layer_equalize(conv_chain(), bounded_relu="clip")

@@ -14,8 +14,16 @@ graph representation; this pass edits initializers only and keeps the graph's st
 Equivariance is required, so the activation decides:
 - Relu, LeakyRelu, PRelu with one slope, Clip with min 0 and no max, Identity, or no activation:
   equalized.
-- Clip with a finite max (ReLU6) is *not* equivariant (`Clip(x/s, 0, 6) != Clip(x, 0, 6)/s`):
-  the pair is skipped with that reason; the float model's outputs never change.
+- Clip with a finite max (ReLU6) is *not* equivariant: `Clip(x / s, 0, 6) = Clip(x, 0, 6 s) / s`,
+  so scaling channel `i` would need the bound `6 s_i` for that channel, which ONNX's Clip (one
+  scalar bound) cannot hold, and a per-channel `Min` would stay a float op the runtimes do not
+  fuse. By default (`bounded_relu="skip"`) such pairs are skipped with that reason and the
+  float model's outputs never change. With `bounded_relu="relu"` the Clip(0, b) is replaced by
+  Relu and the pair is equalized, as AIMET's CLE does (it swaps ReLU6 for ReLU first) and as
+  Nagel et al. did for MobileNetV2 (sec. 5.1); this *changes the float function* wherever a
+  pre-activation exceeded `b`, so a caller must measure the result against the original float
+  model (nnship's quantize pipeline does, on evaluation data). Every replaced node is listed
+  in the report.
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ class EqualizeReport:
     pairs: list[EqualizedPair] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     sweeps: int = 0
+    replaced: list[str] = field(default_factory=list)
+    """Clip(0, b) nodes replaced by Relu (`bounded_relu="relu"`): the float function changed."""
 
     @property
     def applied(self) -> bool:
@@ -68,6 +78,7 @@ class EqualizeReport:
             "applied": self.applied,
             "sweeps": self.sweeps,
             "pairs": [asdict(p) for p in self.pairs],
+            "replaced_bounded_relu": list(self.replaced),
             "skipped": [{"node": n, "reason": r} for n, r in self.skipped],
         }
 
@@ -77,6 +88,19 @@ class _Pair:
     first: onnx.NodeProto
     second: onnx.NodeProto
     activation: str
+    clip: onnx.NodeProto | None = None  # a Clip(0, b) to replace by Relu
+
+
+def _clip_bounds(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> tuple[float, float] | None:
+    inputs = list(node.input) + ["", ""]
+    if len(node.input) < 2:  # opset < 11: bounds are attributes
+        return float(_attr(node, "min", -np.inf)), float(_attr(node, "max", np.inf))
+    lo_name, hi_name = inputs[1], inputs[2]
+    if (lo_name and lo_name not in consts) or (hi_name and hi_name not in consts):
+        return None
+    lo = float(consts[lo_name]) if lo_name else -np.inf
+    hi = float(consts[hi_name]) if hi_name else np.inf
+    return lo, hi
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
@@ -107,7 +131,10 @@ def _clip_is_relu(node: onnx.NodeProto, consts: dict[str, np.ndarray]) -> tuple[
 
 
 def _find_pairs(
-    model: onnx.ModelProto, consts: dict[str, np.ndarray], report: EqualizeReport
+    model: onnx.ModelProto,
+    consts: dict[str, np.ndarray],
+    report: EqualizeReport,
+    bounded_relu: str = "skip",
 ) -> list[_Pair]:
     graph = model.graph
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -127,18 +154,23 @@ def _find_pairs(
         nxt = single_consumer(first.output[0])
         if nxt is None:
             continue
-        activation = "none"
+        activation, clip = "none", None
         if nxt.op_type in _EQUIVARIANT or (nxt.op_type == "PRelu" and nxt.input[1] in consts
                                             and consts[nxt.input[1]].size == 1):  # fmt: skip
             activation, nxt = nxt.op_type, single_consumer(nxt.output[0])
         elif nxt.op_type == "Clip":
             ok, why = _clip_is_relu(nxt, consts)
-            if not ok:
+            bounds = _clip_bounds(nxt, consts)
+            if not ok and bounded_relu == "relu" and bounds and bounds[0] == 0 < bounds[1]:
+                activation, clip = f"Clip(0, {bounds[1]:g}) -> Relu", nxt
+                nxt = single_consumer(nxt.output[0])
+            elif not ok:
                 after = single_consumer(nxt.output[0])
                 if after is not None and after.op_type == "Conv":
                     report.skipped.append((first.name or first.output[0], why))
                 continue
-            activation, nxt = "Clip(0, inf)", single_consumer(nxt.output[0])
+            else:
+                activation, nxt = "Clip(0, inf)", single_consumer(nxt.output[0])
         if nxt is None or nxt.op_type != "Conv" or nxt.input[0] == first.input[0]:
             continue
         if len(nxt.input) < 2 or nxt.input[1] not in consts:
@@ -148,8 +180,18 @@ def _find_pairs(
         if w1.shape[0] != int(_attr(nxt, "group", 1)) * w2.shape[1]:
             report.skipped.append((first.name, "channel counts of the pair differ"))
             continue
-        pairs.append(_Pair(first, nxt, activation))
+        pairs.append(_Pair(first, nxt, activation, clip))
     return pairs
+
+
+def _replace_clips(graph: onnx.GraphProto, pairs: list[_Pair], report: EqualizeReport) -> None:
+    """Clip(0, b) -> Relu between the pairs that need it (same name, input and output)."""
+    for p in pairs:
+        if p.clip is None:
+            continue
+        relu = helper.make_node("Relu", [p.clip.input[0]], list(p.clip.output), name=p.clip.name)
+        p.clip.CopyFrom(relu)
+        report.replaced.append(p.clip.name or p.clip.output[0])
 
 
 def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -215,7 +257,11 @@ def _spread(r: np.ndarray) -> float:
 
 
 def cross_layer_equalize(
-    model: onnx.ModelProto, *, max_sweeps: int = 20, tolerance: float = 1e-3
+    model: onnx.ModelProto,
+    *,
+    max_sweeps: int = 20,
+    tolerance: float = 1e-3,
+    bounded_relu: str = "skip",
 ) -> tuple[onnx.ModelProto, EqualizeReport]:
     """Equalize every Conv -> (Relu | LeakyRelu | Clip(0, inf) | nothing) -> Conv pair,
     depthwise and grouped convs included. Returns a new model (the input is not modified) and
@@ -224,15 +270,20 @@ def cross_layer_equalize(
     Pairs are swept until no scale moves more than `tolerance` (relative; defaults to 1e-3)
     or `max_sweeps` (defaults to 20) is reached. Weights must be constant (initializers,
     Constant nodes, or Identity of those; shared ones get a private copy); BatchNorm must
-    already be folded into the convs.
+    already be folded into the convs. `bounded_relu` says what to do with a Clip(0, b)
+    (ReLU6) between a pair: "skip" the pair (default; exact) or replace it by "relu" and
+    equalize (changes the float function where inputs exceed `b`; see the module docstring).
     """
+    if bounded_relu not in ("skip", "relu"):
+        raise ValueError(f"bounded_relu must be 'skip' or 'relu', not {bounded_relu!r}")
     out = onnx.ModelProto()
     out.CopyFrom(model)
     consts = _constants(out.graph)
     report = EqualizeReport()
-    pairs = _find_pairs(out, consts, report)
+    pairs = _find_pairs(out, consts, report, bounded_relu)
     if not pairs:
         return out, report
+    _replace_clips(out.graph, pairs, report)
     _privatize(out.graph, pairs, consts)
     inits = {i.name: i for i in out.graph.initializer}
     weights = {n: consts[n].astype(np.float64) for p in pairs for n in _pair_weights(p)}

@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help="keep nodes whose name matches this regex in float (repeatable)")  # fmt: skip
     sel.add_argument("--equalization", choices=["auto", "on", "off"], default=None,
                      help="cross-layer equalization (default auto: only if it helps on --eval)")  # fmt: skip
+    sel.add_argument("--weight-rounding", choices=["nearest", "adaround"], default=None,
+                     help="int8 weight rounding: nearest (default) or adaround (learned on "
+                          "--calib, minutes; see docs/quantization.md)")  # fmt: skip
     sel.add_argument("--smoothing", choices=["auto", "on", "off"], default=None,
                      help="SmoothQuant smoothing (default auto: only if it helps on --eval)")  # fmt: skip
     sel.add_argument("--keep-fp16-io", dest="keep_io_types", action="store_true", default=None,
@@ -133,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         max_reverted=args.max_reverted,
         equalization=args.equalization,
         smoothing=args.smoothing,
+        weight_rounding=args.weight_rounding,
         keep_io_types=args.keep_io_types,
         eval_samples=args.eval_limit,
     )
@@ -183,9 +187,13 @@ def _print_result(result) -> None:  # noqa: ANN001
     for rev in result.reverted:
         cost = rev.get("latency_cost_ms")
         cost_txt = "n/a" if cost is None else f"{cost:+.3f} ms"
-        print(f"  reverted {rev['node']} [{rev['op_type']}]: latency {cost_txt}")
+        module = f" (module {rev['module']})" if rev.get("module") else ""
+        print(f"  reverted {rev['node']}{module} [{rev['op_type']}]: latency {cost_txt}")
+    for undone in result.details.get("fallback_undone", []):
+        print(f"  kept int8 {undone.get('module') or undone['node']}: {undone['decision']}")
     for transform in result.applied_transforms:
-        print(f"  applied {transform['name']}: {transform.get('decision', '')}")
+        took = f" ({transform['seconds']:.0f} s)" if "seconds" in transform else ""
+        print(f"  applied {transform['name']}{took}: {transform.get('decision', '')}")
     if result.metrics:
         shown = {k: round(v, 6) for k, v in result.metrics.items() if k != "samples"}
         print("  vs float: " + json.dumps(shown, sort_keys=True))

@@ -19,6 +19,7 @@ ProfileName = Literal["onnxruntime", "openvino", "tensorrt"]
 Method = Literal["minmax", "percentile", "entropy", "mse"]
 MethodChoice = Literal["auto", "minmax", "percentile", "entropy", "mse"]
 Toggle = Literal["auto", "on", "off"]
+WeightRounding = Literal["nearest", "adaround"]
 
 PRECISIONS: tuple[str, ...] = ("int8", "fp16", "dynamic-int8", "bf16")
 RUNTIME_PRECISIONS: tuple[str, ...] = ("bf16",)
@@ -74,6 +75,32 @@ data rather than a table. The same model `nnship calibrate` uses (`max_samples` 
 `batch_size` 8, `num_bins` 2048, `min_samples` 32 (fewer only warns), `max_exposed_mb`)."""
 
 
+class AdaRoundSettings(BaseModel):
+    """AdaRound (`weight_rounding = "adaround"`, `nnship.quantize.adaround`) settings.
+
+    Each layer is fitted on `rows` (default 4096) rows (input patch, float output) sampled
+    from the output positions of at most `samples` calibration samples (default 64), with
+    `iterations` Adam steps (default 250, learning rate `lr` 1e-3) on `batch_rows` rows each
+    (default 512). The rounding regulariser (weight `reg_param` 0.01) starts after
+    `warm_start` (0.2) of the steps with its exponent decaying from `beta_start` 20 to
+    `beta_end` 2 (AIMET's defaults, except the far fewer iterations). `batch_size` is samples
+    per ONNX Runtime call (default 8).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int = Field(default=64, gt=0)
+    rows: int = Field(default=4096, gt=0)
+    iterations: int = Field(default=250, ge=0)
+    batch_rows: int = Field(default=512, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
+    reg_param: float = Field(default=0.01, ge=0)
+    beta_start: float = Field(default=20.0, gt=0)
+    beta_end: float = Field(default=2.0, gt=0)
+    warm_start: float = Field(default=0.2, ge=0, lt=1)
+
+
 class QuantizeConfig(BaseModel):
     """Settings of the quantize stage.
 
@@ -99,6 +126,9 @@ class QuantizeConfig(BaseModel):
       evaluation data, "on" always, "off" never. `smoothing_alpha` defaults to 0.5.
     - `bias_correction`: empirical bias correction of the quantized model (Nagel et al. 2019,
       section 4.2) from calibration data, the last step; same "auto"/"on"/"off" rule.
+    - `weight_rounding`: "nearest" (default) rounds every int8 weight to the nearest integer;
+      "adaround" learns the rounding per layer on calibration data (AdaRound, Nagel et al.
+      2020; settings in `adaround`), costing minutes, never latency.
     - `extreme_range`: activations whose calibrated |min| or |max| reaches this (default 1e4)
       stay in float (e.g. attention-mask biases built from the float32 minimum).
     - `keep_io_types`: FP16 keeps float32 inputs/outputs (default True).
@@ -128,6 +158,8 @@ class QuantizeConfig(BaseModel):
     smoothing: Toggle = "auto"
     bias_correction: Toggle = "auto"
     smoothing_alpha: float = Field(default=0.5, ge=0, le=1)
+    weight_rounding: WeightRounding = "nearest"
+    adaround: AdaRoundSettings = Field(default_factory=AdaRoundSettings)
     extreme_range: float = Field(default=1e4, gt=0)
     keep_io_types: bool = True
     eval_samples: int = Field(default=1000, gt=0)

@@ -213,6 +213,26 @@ def preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
     return ensure_node_names(out)
 
 
+def module_names(original: onnx.ModelProto, optimized: onnx.ModelProto) -> dict[str, str]:
+    """Node name in `optimized` -> torch module path, from `original` (node metadata, scoped
+    names or parameter names; see `nnship.validate.layer_match.torch_module_names`), matched
+    by node name or, for nodes the optimizer renamed, by output tensor name."""
+    from nnship.validate.layer_match import torch_module_names
+
+    by_name = torch_module_names(original)
+    by_output = {
+        o: by_name[n.name] for n in original.graph.node if n.name in by_name for o in n.output
+    }
+    out = {}
+    for node in optimized.graph.node:
+        module = by_name.get(node.name) or next(
+            (by_output[o] for o in node.output if o in by_output), None
+        )
+        if module:
+            out[node.name] = module
+    return out
+
+
 class _Int8Job:
     """One INT8 run: ranges -> placement -> Q/DQ, optional transforms, optional fallback."""
 
@@ -234,6 +254,7 @@ class _Int8Job:
         self.profile: QuantProfile = get_profile(config.profile)
         self.details: dict[str, Any] = {"profile": self.profile.describe()}
         self.model = self._pick_graph(model, preprocess(model), table)
+        self.module_names = module_names(model, self.model)
         self.table = table
         self.calib_data = calib_data
         self.eval_data = eval_data
@@ -378,6 +399,10 @@ class _Int8Job:
                 qmodel, plan, metrics = accepted.qmodel, accepted.plan, accepted.metrics
         labels = candidate.applied
         self.details["method_not_applied"] = {t: labels[t] for t in plan.tensors if t in labels}
+        if self.config.weight_rounding == "adaround":
+            qmodel, build, metrics, record = self._adaround(model, qmodel, build, metrics)
+            applied.append(record)
+            self.details["weight_rounding"] = record
         reverted: list[dict[str, Any]] = []
         if self.config.has_budget:
             assert self.reference is not None and self.eval_data is not None
@@ -394,8 +419,11 @@ class _Int8Job:
                 sensitivity_samples=self.config.sensitivity_samples,
                 eval_samples=self.config.eval_samples,
                 latency_batch=self._latency_batch(),
+                module_names=self.module_names,
+                start_metrics=metrics,
             )
             qmodel, plan, metrics, reverted = fb.model, fb.placement, fb.metrics, fb.reverted
+            self.details["fallback_undone"] = fb.undone
         # Last, because it corrects the biases of the exact quantized graph that ships (the
         # fallback rebuilds the graph, which would drop a correction made earlier).
         correction = self._try_bias_correction(model, qmodel, metrics)
@@ -420,6 +448,40 @@ class _Int8Job:
             method_selection=self.selection,
         )
         return result, qmodel
+
+    def _adaround(
+        self,
+        model: onnx.ModelProto,
+        qmodel: onnx.ModelProto,
+        build: Any,
+        metrics: dict[str, float] | None,
+    ) -> tuple[onnx.ModelProto, Any, dict[str, float] | None, dict[str, Any]]:
+        """Learned weight rounding of the current QDQ model; `build` is wrapped so that the
+        fallback's rebuilt models keep it."""
+        from nnship.quantize.adaround import adaround, apply_rounding
+
+        if self.calib_data is None:
+            raise QuantizationError(
+                "weight_rounding = 'adaround' needs calibration data (--calib), not a table only"
+            )
+        rounded, learned, report = adaround(model, qmodel, self.calib_data, self.config.adaround)
+        new_metrics = self._metrics(rounded)
+        record = {
+            "name": "weight_rounding",
+            "mode": "adaround",
+            "applied": True,
+            "seconds": round(report.seconds, 2),
+            "cpu_seconds": round(report.cpu_seconds, 2),
+            "report": report.to_dict(),
+            "metrics_without": metrics,
+            "metrics_with": new_metrics,
+        }
+
+        def rebuild(force_float: dict[str, str]) -> tuple[onnx.ModelProto, Placement]:
+            built, plan = build(force_float)
+            return apply_rounding(built, learned), plan
+
+        return rounded, rebuild, new_metrics if new_metrics is not None else metrics, record
 
     def _stats_samples(self) -> int | None:
         """How many calibration samples the statistics use (or used, for a given table)."""
