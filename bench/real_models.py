@@ -35,9 +35,7 @@ def _mtcnn_module():
     root = Path(next(iter(spec.submodule_search_locations)))
     source = (root / "models" / "mtcnn.py").read_text()
     # Only the nets are needed: drop the imports of the detection utilities (torchvision).
-    source = "\n".join(
-        line for line in source.splitlines() if not line.startswith("from .utils")
-    )
+    source = "\n".join(line for line in source.splitlines() if not line.startswith("from .utils"))
     module = type(inspect)("nnship_bench_mtcnn")
     module.__file__ = str(root / "models" / "mtcnn.py")
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # package source, trusted
@@ -62,7 +60,14 @@ def photos() -> list[np.ndarray]:
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"]
+    names = [
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+    ]
     out = [getattr(data, n)() for n in names if hasattr(data, n)]
     out += list(load_sample_images().images)
     return [p for p in out if p.ndim == 3 and p.shape[2] == 3]
