@@ -400,9 +400,7 @@ class _Int8Job:
         labels = candidate.applied
         self.details["method_not_applied"] = {t: labels[t] for t in plan.tensors if t in labels}
         if self.config.weight_rounding == "adaround":
-            qmodel, build, metrics, record = self._adaround(
-                model, qmodel, candidate.build, metrics
-            )
+            qmodel, build, metrics, record = self._adaround(model, qmodel, candidate.build, metrics)
             candidate = candidate._replace(build=build)  # the fallback's rebuilds keep it
             applied.append(record)
             self.details["weight_rounding"] = record

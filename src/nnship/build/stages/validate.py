@@ -67,9 +67,7 @@ def run_validation(
                 )
                 continue
             config = ctx.recipe.backends
-            runner, ms, memory = timed_load(
-                lambda a=artifact, c=config: open_artifact(a, config=c)
-            )
+            runner, ms, memory = timed_load(lambda a=artifact, c=config: open_artifact(a, config=c))
             stack.callback(runner.close)
             candidates[artifact.label] = runner
             by_label[artifact.label] = artifact
