@@ -282,11 +282,12 @@ class ZooRun:
         from nnship.sources import ArrayData
 
         case = self.case
-        example = {k: v[:1] for k, v in case.calib.items()}
         start = time.perf_counter()
         try:
-            res = api.prune(self.module, example, PruneConfig(ratio=0.3),
-                            data=ArrayData(case.calib))  # fmt: skip
+            report = api.prune(self.module, self.dir / f"{case.name}.pruned.pt2",
+                               PruneConfig(ratio=0.3), inputs=case.input_specs,
+                               data=ArrayData(case.calib))  # fmt: skip
+            res = report.result
         except Exception as exc:  # noqa: BLE001
             self.fail("nnship prune 0.3 (structured)", "prune", exc, time.perf_counter() - start)
             return
@@ -441,10 +442,10 @@ class ZooRun:
                 baseline = OnnxRuntimeRunner(fp32, threads=THREADS)
             # a model whose batch is fixed at 1 needs batch_size 1 (`--batch-size 1`), as a
             # user would pass: nnship's validate does not read it from the model
-            config = ValidateConfig(batch_size=1 if self.batch1 else 32)
+            config = ValidateConfig(batch_size=1 if self.batch1 else 32,
+                                    gates=Gates(min_cosine=GATE_COSINE))  # fmt: skip
             report = api.validate(baseline, runners, data, config=config,
-                                  latency=LatencyConfig(enabled=False),
-                                  gates=Gates(min_cosine=GATE_COSINE))  # fmt: skip
+                                  latency=LatencyConfig(enabled=False))  # fmt: skip
             failed = sorted({v.row for v in report.failed_gates})
             worst = []
             for r in report.rows:
