@@ -270,6 +270,22 @@ def ort_static(onnx: Path, out: Path, calib: dict[str, np.ndarray]) -> float:
 NNSHIP_VARIANTS: dict[str, dict] = {
     "nnship default (onnxruntime)": {"profile": "onnxruntime"},
     "nnship default (openvino)": {"profile": "openvino"},
+    "nnship minmax, smoothing on (onnxruntime)": {
+        "profile": "onnxruntime",
+        "method": "minmax",
+        "smoothing": "on",
+    },
+    "nnship minmax, smoothing on (openvino)": {
+        "profile": "openvino",
+        "method": "minmax",
+        "smoothing": "on",
+    },
+    "nnship minmax, smoothing alpha 0.5 (openvino)": {
+        "profile": "openvino",
+        "method": "minmax",
+        "smoothing": "on",
+        "smoothing_alpha": 0.5,
+    },
 }
 
 

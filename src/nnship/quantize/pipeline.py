@@ -392,7 +392,13 @@ class _Int8Job:
         if kind == "equalization":
             new_model, report = transforms.equalize(model)
         else:
-            new_model, report = transforms.smooth(model, table, self.config.smoothing_alpha)
+            new_model, report = transforms.smooth(
+                model,
+                table,
+                self.config.smoothing_alpha,
+                data=self.calib_data,
+                symmetric=self.profile.activation_symmetric,
+            )
         ensure_node_names(new_model)
         new_table = self._table_for(new_model)
         new_candidate = self._builder(new_model, new_table)
