@@ -79,7 +79,9 @@ def export(module, example: dict[str, np.ndarray], path: Path) -> str:  # noqa: 
     specs = [TensorSpec(n, tuple(v.shape), str(v.dtype)) for n, v in example.items()]
     try:
         result = export_onnx(module, path, input_specs=specs, example_inputs=example)
-        return f"nnship ({result.exporter}, opset {result.opset}, max err {result.max_abs_error:.2g})"
+        return (
+            f"nnship ({result.exporter}, opset {result.opset}, max err {result.max_abs_error:.2g})"
+        )
     except Exception as exc:  # report and fall back: the benchmark is about quantization
         stage(f"nnship export failed: {type(exc).__name__}: {exc}; using torch.onnx.export")
         import torch
@@ -161,7 +163,11 @@ class OvModel:
             props.inference_num_threads(): threads,
             hints.inference_precision(): ov.Type.f32,
         }
-        model = core.read_model(str(model_or_path)) if isinstance(model_or_path, Path) else model_or_path
+        model = (
+            core.read_model(str(model_or_path))
+            if isinstance(model_or_path, Path)
+            else model_or_path
+        )
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
 
@@ -294,7 +300,7 @@ def main() -> int:
     parser.add_argument("--eval", type=int, default=256)
     parser.add_argument("--calib", type=int, default=256)
     parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--variants", default="", help="comma-separated nnship variant names")
+    parser.add_argument("--variants", default="", help="semicolon-separated nnship variant names")
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -311,8 +317,13 @@ def main() -> int:
     ov_runners: dict = {}
     ort_runners: dict = {"ORT f32": OrtModel(onnx)}
     ov_runners["OpenVINO f32"] = OvModel(onnx)
-    rows.append({"variant": "OpenVINO f32", "cosine": cosine(ref, embeddings(ov_runners["OpenVINO f32"], evaluation))})
-    names = [v for v in args.variants.split(",") if v] or list(NNSHIP_VARIANTS)
+    rows.append(
+        {
+            "variant": "OpenVINO f32",
+            "cosine": cosine(ref, embeddings(ov_runners["OpenVINO f32"], evaluation)),
+        }
+    )
+    names = [v for v in args.variants.split(";") if v] or list(NNSHIP_VARIANTS)
     for name in names:
         settings = NNSHIP_VARIANTS[name]
         tag = name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
@@ -338,7 +349,13 @@ def main() -> int:
         xml = WORK / "nncf.xml"
         seconds = nncf_ir(onnx, calib, xml)
         ov_runners["NNCF transformer"] = OvModel(xml)
-        rows.append({"variant": "NNCF transformer", "quant_s": seconds, "cosine": cosine(ref, embeddings(ov_runners["NNCF transformer"], evaluation))})
+        rows.append(
+            {
+                "variant": "NNCF transformer",
+                "quant_s": seconds,
+                "cosine": cosine(ref, embeddings(ov_runners["NNCF transformer"], evaluation)),
+            }
+        )
         stage(json.dumps(rows[-1]))
         for label, func in (
             ("ORT quantize_dynamic per-channel", lambda p: ort_dynamic(onnx, p)),
@@ -347,7 +364,13 @@ def main() -> int:
             path = WORK / (label.split()[1] + ".onnx")
             seconds = func(path)
             ort_runners[label] = OrtModel(path)
-            rows.append({"variant": label, "quant_s": seconds, "cosine": cosine(ref, embeddings(ort_runners[label], evaluation))})
+            rows.append(
+                {
+                    "variant": label,
+                    "quant_s": seconds,
+                    "cosine": cosine(ref, embeddings(ort_runners[label], evaluation)),
+                }
+            )
             stage(json.dumps(rows[-1]))
     if not args.skip_latency:
         stage("latency (one interleaved pass)")

@@ -186,7 +186,9 @@ def test_quantize_with_per_layer_smoothing_beats_a_fixed_low_alpha(tmp_path):
             smoothing_alpha=alpha,
             bias_correction="off",
         )
-        result = quantize(path, tmp_path / f"q_{alpha}.onnx", config, calib_data=calib, eval_data=evaluation)
+        result = quantize(
+            path, tmp_path / f"q_{alpha}.onnx", config, calib_data=calib, eval_data=evaluation
+        )
         cosines[alpha] = result.metrics["cosine"]
         if alpha == "auto":
             (record,) = result.applied_transforms

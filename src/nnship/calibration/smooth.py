@@ -138,9 +138,7 @@ def smoothing_scales(
     return np.clip(act**alpha / w_max ** (1.0 - alpha), 1e-5, 1e5)
 
 
-def group_weights(
-    model: onnx.ModelProto, nodes: list[onnx.NodeProto]
-) -> list[np.ndarray] | None:
+def group_weights(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> list[np.ndarray] | None:
     """The `[K, N]` weights of `nodes`, or None when one is not a 2-D constant."""
     inits = {i.name: i for i in model.graph.initializer}
     found = [_weight_rows(n, numpy_helper.to_array(inits[n.input[1]])) for n in nodes]
