@@ -304,6 +304,9 @@ def main() -> int:
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse quantized models an earlier run left in WORK"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     flags = open("/proc/cpuinfo").read().split("flags")[1].split("\n")[0]
@@ -328,12 +331,14 @@ def main() -> int:
         settings = NNSHIP_VARIANTS[name]
         tag = name.replace(" ", "_").replace("(", "").replace(")", "").replace(",", "")
         out = WORK / f"{tag}.onnx"
-        stage(f"{name}: quantizing")
-        result, seconds = nnship_int8(onnx, out, calib, evaluation, **settings)
-        row = {"variant": name, "quant_s": seconds, "method": result.method}
-        row["applied"] = [t["name"] for t in result.applied_transforms]
-        row["float_nodes"] = len(result.float_nodes)
-        row["quantized_nodes"] = len(result.quantized_nodes)
+        row = {"variant": name}
+        if not (args.reuse and out.exists()):
+            stage(f"{name}: quantizing")
+            result, seconds = nnship_int8(onnx, out, calib, evaluation, **settings)
+            row.update(quant_s=seconds, method=result.method)
+            row["applied"] = [t["name"] for t in result.applied_transforms]
+            row["float_nodes"] = len(result.float_nodes)
+            row["quantized_nodes"] = len(result.quantized_nodes)
         row["cosine_ort"] = cosine(ref, embeddings(OrtModel(out), evaluation))
         if settings.get("profile") == "openvino":
             xml = nnship_openvino_artifact(out, WORK / f"{tag}_ov")
@@ -347,12 +352,12 @@ def main() -> int:
     if not args.skip_anchors:
         stage("anchors")
         xml = WORK / "nncf.xml"
-        seconds = nncf_ir(onnx, calib, xml)
+        seconds = None if args.reuse and xml.exists() else nncf_ir(onnx, calib, xml)
         ov_runners["NNCF transformer"] = OvModel(xml)
         rows.append(
             {
                 "variant": "NNCF transformer",
-                "quant_s": seconds,
+                "quant_s": seconds or float("nan"),
                 "cosine": cosine(ref, embeddings(ov_runners["NNCF transformer"], evaluation)),
             }
         )
@@ -362,12 +367,12 @@ def main() -> int:
             ("ORT quantize_static MinMax U8S8 per-channel", lambda p: ort_static(onnx, p, calib)),
         ):
             path = WORK / (label.split()[1] + ".onnx")
-            seconds = func(path)
+            seconds = None if args.reuse and path.exists() else func(path)
             ort_runners[label] = OrtModel(path)
             rows.append(
                 {
                     "variant": label,
-                    "quant_s": seconds,
+                    "quant_s": seconds or float("nan"),
                     "cosine": cosine(ref, embeddings(ort_runners[label], evaluation)),
                 }
             )
