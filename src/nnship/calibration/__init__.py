@@ -9,6 +9,7 @@ from nnship.calibration.config import CalibrationConfig
 from nnship.calibration.equalize import EqualizeReport, cross_layer_equalize
 from nnship.calibration.methods import METHODS, TensorRange, compute_range
 from nnship.calibration.smooth import SmoothReport, smooth_activations
+from nnship.calibration.smooth_search import smooth_with_alpha_search
 from nnship.calibration.stage import calibrate
 from nnship.calibration.statistics import collect_statistics
 from nnship.calibration.table import (
@@ -35,5 +36,6 @@ __all__ = [
     "cross_layer_equalize",
     "read_tensorrt_cache",
     "smooth_activations",
+    "smooth_with_alpha_search",
     "write_tensorrt_cache",
 ]

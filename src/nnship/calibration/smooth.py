@@ -22,6 +22,7 @@ Why hand-written: ONNX Runtime's quantizer has SmoothQuant only through Intel Ne
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,15 +51,19 @@ class SmoothedTensor:
     abs_max_after: float
     spread_before: float
     spread_after: float
+    alpha: float | None = None
 
 
 @dataclass
 class SmoothReport:
-    """What `smooth_activations` did; `skipped` lists (node or tensor, reason)."""
+    """What `smooth_activations` did; `skipped` lists (node or tensor, reason). `alpha` is the
+    one migration strength, or "per-layer" when a search chose one per tensor (`search`
+    holds its records)."""
 
-    alpha: float
+    alpha: float | str
     smoothed: list[SmoothedTensor] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    search: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def applied(self) -> bool:
@@ -71,6 +76,7 @@ class SmoothReport:
             "applied": self.applied,
             "smoothed": [asdict(s) for s in self.smoothed],
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
+            "search": self.search,
             "note": "activations changed: collect statistics again on the smoothed model",
         }
 
@@ -96,16 +102,62 @@ def _spread(values: np.ndarray) -> float:
     return float(positive.max() / positive.min()) if positive.size else 1.0
 
 
+def smoothing_groups(
+    model: onnx.ModelProto, skipped: list[tuple[str, str]] | None = None
+) -> dict[str, list[onnx.NodeProto]]:
+    """Activation tensor -> the MatMul/Gemm nodes that read it as X with a constant 2-D weight
+    (the candidates of smoothing); nodes that cannot be smoothed go to `skipped` with why."""
+    skipped = skipped if skipped is not None else []
+    inits = {i.name: i for i in model.graph.initializer}
+    groups: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        if node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2:
+            continue
+        label = node.name or node.output[0]
+        if node.input[1] not in inits:
+            skipped.append((label, f"{node.op_type} with non-constant B"))
+        elif node.op_type == "Gemm" and int(_attr(node, "transA", 0)):
+            skipped.append((label, "Gemm with transA=1"))
+        elif numpy_helper.to_array(inits[node.input[1]]).ndim != 2:
+            skipped.append((label, f"{node.op_type} weight is not 2-D"))
+        elif node.input[0] in inits:
+            skipped.append((label, "both operands are constant"))
+        else:
+            groups.setdefault(node.input[0], []).append(node)
+    return groups
+
+
+def smoothing_scales(
+    channel_abs_max: np.ndarray, weights: list[np.ndarray], alpha: float
+) -> np.ndarray:
+    """SmoothQuant's per-channel factor (Xiao et al. 2022, eq. 4):
+    `s_j = max|X_j|**alpha / max|W_j|**(1 - alpha)`, the weight maximum taken over the rows `j`
+    of every `[K, N]` weight that reads X; clipped to [1e-5, 1e5]."""
+    act = np.maximum(channel_abs_max, 1e-5)
+    w_max = np.maximum(np.max([np.abs(w).max(axis=1) for w in weights], axis=0), 1e-5)
+    return np.clip(act**alpha / w_max ** (1.0 - alpha), 1e-5, 1e5)
+
+
+def group_weights(model: onnx.ModelProto, nodes: list[onnx.NodeProto]) -> list[np.ndarray] | None:
+    """The `[K, N]` weights of `nodes`, or None when one is not a 2-D constant."""
+    inits = {i.name: i for i in model.graph.initializer}
+    found = [_weight_rows(n, numpy_helper.to_array(inits[n.input[1]])) for n in nodes]
+    return None if any(w is None for w in found) else found  # type: ignore[return-value]
+
+
 def smooth_activations(
     model: onnx.ModelProto,
     table: CalibrationTable,
     alpha: float = 0.5,
     *,
+    alphas: Mapping[str, float | None] | None = None,
     insert_mul: bool = True,
 ) -> tuple[onnx.ModelProto, SmoothReport]:
     """Smooth every float activation that feeds MatMul/Gemm nodes with constant 2-D weights.
 
-    `alpha` (0..1, defaults to 0.5) is the migration strength. `insert_mul` (default True)
+    `alpha` (0..1, defaults to 0.5) is the migration strength. `alphas`, when given, is one
+    strength per activation tensor (a search's choice, see `smooth_search`); a tensor it maps
+    to None or does not list is left alone. `insert_mul` (default True)
     allows inserting a Mul where no LayerNormalization can absorb `1/s`. Returns a new model
     (the input is not modified) and a report; the float outputs are equal up to rounding.
     Tensors the table marks degenerate or holds no per-channel statistics for are skipped.
@@ -115,7 +167,7 @@ def smooth_activations(
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    report = SmoothReport(alpha=alpha)
+    report = SmoothReport(alpha=alpha if alphas is None else "per-layer")
     inits = {i.name: i for i in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     producer: dict[str, onnx.NodeProto] = {}
@@ -125,38 +177,25 @@ def smooth_activations(
         for name in node.output:
             producer[name] = node
     degenerate = table.degenerate_tensors()
-    groups: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        if node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2:
-            continue
-        label = node.name or node.output[0]
-        if node.input[1] not in inits:
-            report.skipped.append((label, f"{node.op_type} with non-constant B"))
-        elif node.op_type == "Gemm" and int(_attr(node, "transA", 0)):
-            report.skipped.append((label, "Gemm with transA=1"))
-        elif numpy_helper.to_array(inits[node.input[1]]).ndim != 2:
-            report.skipped.append((label, f"{node.op_type} weight is not 2-D"))
-        elif node.input[0] in inits:
-            report.skipped.append((label, "both operands are constant"))
-        else:
-            groups.setdefault(node.input[0], []).append(node)
+    groups = smoothing_groups(out, report.skipped)
     outputs = {o.name for o in graph.output}
     for tensor, nodes in groups.items():
         reason = _group_problem(tensor, table, degenerate)
+        strength = alpha if alphas is None else alphas.get(tensor)
+        if reason is None and strength is None:
+            reason = "per-layer search: smoothing does not lower this layer's output error"
         if reason:
             report.skipped.append((tensor, reason))
             continue
+        assert strength is not None
         stats = table[tensor]
         channel = stats.channel_abs_max
         assert channel is not None
-        act = np.maximum(channel, 1e-5)
-        found = [_weight_rows(n, numpy_helper.to_array(inits[n.input[1]])) for n in nodes]
-        rows = [r for r in found if r is not None and r.shape[0] == act.shape[0]]
-        if len(rows) != len(found):
+        found = group_weights(out, nodes)
+        if found is None or any(r.shape[0] != channel.shape[0] for r in found):
             report.skipped.append((tensor, "weight rows do not match the activation's channels"))
             continue
-        w_max = np.maximum(np.max([np.abs(r).max(axis=1) for r in rows], axis=0), 1e-5)
-        s = np.clip(act**alpha / w_max ** (1.0 - alpha), 1e-5, 1e5)
+        s = smoothing_scales(channel, found, strength)
         for node in nodes:
             _scale_weight_rows(graph, inits, consumers, node, s)
         ln = producer.get(tensor)
@@ -186,9 +225,10 @@ def smooth_activations(
                 abs_max_after=float((channel / s).max()),
                 spread_before=_spread(channel),
                 spread_after=_spread(channel / s),
+                alpha=strength,
             )
         )
-    log.info("smoothed %d activation(s) (alpha %.2f)", len(report.smoothed), alpha)
+    log.info("smoothed %d activation(s) (alpha %s)", len(report.smoothed), report.alpha)
     return out, report
 
 

@@ -123,7 +123,9 @@ class QuantizeConfig(BaseModel):
     - `sensitivity_samples`: calibration samples used to rank node sensitivity (default 64).
     - `equalization` / `smoothing`: cross-layer equalization (depthwise CNNs) and SmoothQuant
       (transformers); "auto" (default) applies each only when it measurably helps on the
-      evaluation data, "on" always, "off" never. `smoothing_alpha` defaults to 0.5.
+      evaluation data, "on" always, "off" never. `smoothing_alpha`: the migration strength
+      (0..1), or "auto" (default): chosen per layer on calibration data by the simulated
+      INT8 output error of that layer (`nnship.calibration.smooth_search`).
     - `bias_correction`: empirical bias correction of the quantized model (Nagel et al. 2019,
       section 4.2) from calibration data, the last step; same "auto"/"on"/"off" rule.
     - `weight_rounding`: "nearest" (default) rounds every int8 weight to the nearest integer;
@@ -157,7 +159,7 @@ class QuantizeConfig(BaseModel):
     equalization: Toggle = "auto"
     smoothing: Toggle = "auto"
     bias_correction: Toggle = "auto"
-    smoothing_alpha: float = Field(default=0.5, ge=0, le=1)
+    smoothing_alpha: float | Literal["auto"] = "auto"
     weight_rounding: WeightRounding = "nearest"
     adaround: AdaRoundSettings = Field(default_factory=AdaRoundSettings)
     extreme_range: float = Field(default=1e4, gt=0)
@@ -170,6 +172,13 @@ class QuantizeConfig(BaseModel):
         if len(set(methods)) != len(methods):
             raise ValueError(f"auto_methods lists a method twice: {methods}")
         return methods
+
+    @field_validator("smoothing_alpha")
+    @classmethod
+    def _alpha_range(cls, value: float | str) -> float | str:
+        if not isinstance(value, str) and not 0.0 <= value <= 1.0:
+            raise ValueError(f"smoothing_alpha must be in [0, 1] or 'auto', got {value}")
+        return value
 
     @property
     def has_budget(self) -> bool:

@@ -63,7 +63,8 @@ class GraphTransform:
     """The `nnship.calibration` function it needs."""
     applicable: Callable[[onnx.ModelProto], bool]
     not_applicable: str
-    apply: Callable[[onnx.ModelProto, RangeTable, QuantizeConfig], tuple[onnx.ModelProto, Any]]
+    apply: Callable[[onnx.ModelProto, RangeTable, _Int8Job], tuple[onnx.ModelProto, Any]]
+    """(model, ranges, the job: its config, calibration data and profile) -> (model, report)."""
 
 
 GRAPH_TRANSFORMS = (
@@ -72,14 +73,20 @@ GRAPH_TRANSFORMS = (
         "cross_layer_equalize",
         transforms.has_depthwise_conv,
         "no depthwise convolution",
-        lambda model, table, config: transforms.equalize(model),
+        lambda model, table, job: transforms.equalize(model),
     ),
     GraphTransform(
         "smoothing",
         "smooth_activations",
         transforms.has_weighted_matmul,
         "no weight MatMul",
-        lambda model, table, config: transforms.smooth(model, table, config.smoothing_alpha),
+        lambda model, table, job: transforms.smooth(
+            model,
+            table,
+            job.config.smoothing_alpha,
+            data=job.calib_data,
+            symmetric=job.profile.activation_symmetric,
+        ),
     ),
 )
 """In the order they are tried."""
@@ -524,7 +531,7 @@ class _Int8Job:
                 raise QuantizationError(f"{kind}=on cannot run: {skip}")
             record["skipped"] = skip
             return record, None
-        new_model, report = spec.apply(model, table, self.config)
+        new_model, report = spec.apply(model, table, self)
         ensure_node_names(new_model)
         new_table = self._table_for(new_model)
         new_candidate = self._builder(new_model, new_table)

@@ -20,6 +20,18 @@ from nnship.quantize.result import FloatNode
 
 Range = tuple[float, float]
 _EPILOGUE_OPS = frozenset({"Relu", "Clip", "LeakyRelu"})
+# Normalizations over the hidden axis of a transformer. The tensor they read is the residual
+# stream, where pretrained transformers carry a few outlier channels (Kovaleva et al. 2021,
+# Dettmers et al. 2022): one per-tensor INT8 scale for it wipes out the other channels.
+NORM_OPS = frozenset(
+    {
+        "LayerNormalization",
+        "SkipLayerNormalization",
+        "SimplifiedLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+        "RMSNormalization",
+    }
+)
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
 
 
@@ -58,6 +70,10 @@ class GraphInfo:
                 self.float_constants.update(node.output)
         self.inputs = {i.name for i in graph.input if i.name not in self.constants}
         self.producer = {out: node for node in graph.node for out in node.output}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
 
     def is_activation(self, tensor: str) -> bool:
         return bool(tensor) and tensor not in self.constants
@@ -123,6 +139,15 @@ def _structural_reason(node: onnx.NodeProto, info: GraphInfo, profile: QuantProf
     if op in profile.eltwise_ops:
         if not all(info.is_activation(i) for i in node.input):
             return f"{op} with a constant input (bias or scale)"
+        if profile.float_norm_inputs:
+            norms = sorted(
+                {c.op_type for o in node.output for c in info.consumers.get(o, [])} & NORM_OPS
+            )
+            if norms:
+                return (
+                    f"{op} feeds {norms[0]}: residual stream with outlier channels, kept "
+                    "float (as NNCF's transformer mode)"
+                )
         return None
     return None
 

@@ -65,6 +65,10 @@ class QuantProfile:
       quantized node (a residual add); `follower_ops` (pools, Relu/Clip) when their input
       comes from a quantized node.
     - `exclude_output_ops`: op types whose outputs get no Q/DQ (only their inputs do).
+    - `float_norm_inputs`: eltwise ops whose output feeds a LayerNorm-like normalization (the
+      residual adds of a transformer) stay float, as NNCF's transformer mode keeps them: that
+      stream carries the outlier channels of pretrained transformers, and keeping it float
+      costs one float Add per block. Default True in every profile.
     """
 
     name: str
@@ -74,6 +78,7 @@ class QuantProfile:
     eltwise_ops: frozenset[str] = ELTWISE_OPS
     follower_ops: frozenset[str] = frozenset()
     exclude_output_ops: frozenset[str] = frozenset()
+    float_norm_inputs: bool = True
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +112,7 @@ class QuantProfile:
             "weights": "int8 symmetric",
             "op_types": sorted(self.op_types),
             "outputs_not_quantized": sorted(self.exclude_output_ops),
+            "float_norm_inputs": self.float_norm_inputs,
             "notes": self.notes,
         }
 

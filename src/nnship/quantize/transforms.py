@@ -65,9 +65,23 @@ def equalize(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
     return out, _report_dict(report)
 
 
-def smooth(model: onnx.ModelProto, table: Any, alpha: float) -> tuple[onnx.ModelProto, dict]:
-    """SmoothQuant (Xiao et al. 2023) activation smoothing via `nnship.calibration`."""
-    out, report = _load("smooth_activations")(model, table, alpha=alpha)
+def smooth(
+    model: onnx.ModelProto,
+    table: Any,
+    alpha: float | str,
+    *,
+    data: Any = None,
+    symmetric: bool = False,
+) -> tuple[onnx.ModelProto, dict]:
+    """SmoothQuant (Xiao et al. 2023) activation smoothing via `nnship.calibration`: one
+    `alpha` for every layer, or "auto" (one per layer, searched on calibration `data` with the
+    profile's activation signedness `symmetric`)."""
+    if alpha == "auto":
+        if data is None:
+            raise QuantizationError("smoothing_alpha 'auto' needs calibration data")
+        out, report = _load("smooth_with_alpha_search")(model, table, data, symmetric=symmetric)
+    else:
+        out, report = _load("smooth_activations")(model, table, alpha=float(alpha))
     return out, _report_dict(report)
 
 
