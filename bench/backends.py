@@ -16,6 +16,7 @@ Run: .venv/bin/python bench/backends.py [--quick] [--json out.json]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import re
@@ -36,6 +37,10 @@ from nnship.datasets import digits_images, digits_tokens
 from nnship.models import encoder_small, mobilenet_small, resnet_small
 from nnship.models.train import accuracy, train_classifier
 from nnship.sources import ArrayData
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ort_anchor import ort_quantize_static  # noqa: E402
+from _timing import interleaved_latency  # noqa: E402
 
 THREADS = 2
 log = logging.getLogger("bench.backends")
@@ -83,29 +88,8 @@ def quantize_qdq(onnx: Path, out: Path, calib: ArrayData, profile: str) -> tuple
         return out, f"nnship.quantize ({profile} profile)"
     except ImportError:
         pass
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([b.inputs for b in calib.iter_batches(1)])
-
-        def get_next(self):  # noqa: ANN201 - ORT's interface
-            return next(self.items, None)
-
-    quantize_static(
-        str(onnx),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-    )
+    feeds = [b.inputs for b in calib.iter_batches(1)]
+    ort_quantize_static(onnx, out, feeds, per_channel=True)
     return out, "onnxruntime.quantization.quantize_static (U8S8 QDQ)"
 
 
@@ -116,21 +100,6 @@ def predictions(runner, data: dict[str, np.ndarray], batch: int = 64) -> np.ndar
         for i in range(0, n, batch)
     ]
     return np.concatenate(out)
-
-
-def interleaved_latency(runners: dict, batch: dict, rounds: int, runs: int) -> dict[str, float]:
-    """p50 latency (ms) of each runner, timed round-robin so drift hits all alike."""
-    samples: dict[str, list[float]] = {k: [] for k in runners}
-    for runner in runners.values():  # warm-up
-        for _ in range(20):
-            runner.run(batch, check=False)
-    for _ in range(rounds):
-        for label, runner in runners.items():
-            for _ in range(runs):
-                t = time.perf_counter_ns()
-                runner.run(batch, check=False)
-                samples[label].append((time.perf_counter_ns() - t) / 1e6)
-    return {k: float(np.median(v)) for k, v in samples.items()}
 
 
 def benchmark_app_ms(xml: Path, shapes: str, seconds: int) -> float | None:
@@ -156,21 +125,16 @@ def benchmark_app_ms(xml: Path, shapes: str, seconds: int) -> float | None:
 
 
 def nnship_vs_benchmark_app(xml: Path, batch: dict, shapes: str, repeats: int) -> dict:
-    """nnship's latency figure (nnship.validate.latency when present) vs benchmark_app on the
+    """nnship's latency figure (nnship.validate.latency) vs benchmark_app on the
     same IR, alternated `repeats` times; medians of each and their ratio."""
-    try:
-        from nnship.validate.config import LatencyConfig
-        from nnship.validate.latency import measure_latency
-    except ImportError:
-        measure_latency = None
+    from nnship.validate.config import LatencyConfig
+    from nnship.validate.latency import measure_latency
+
     ours, theirs = [], []
     for _ in range(repeats):
         with OpenVinoRunner(xml, threads=THREADS, hint="latency") as runner:
-            if measure_latency is not None:
-                stats = measure_latency(runner, batch, LatencyConfig(runs=1000, threads=THREADS))
-                ours.append(stats.p50_ms)
-            else:
-                ours.append(interleaved_latency({"r": runner}, batch, 1, 1000)["r"])
+            stats = measure_latency(runner, batch, LatencyConfig(runs=1000, threads=THREADS))
+            ours.append(stats.p50_ms)
         ba = benchmark_app_ms(xml, shapes, seconds=4)
         if ba is not None:
             theirs.append(ba)
@@ -260,7 +224,8 @@ def bench_model(name, model, train, test, shapes, epochs, work: Path, args) -> d
         }
     batch = {k: np.ascontiguousarray(v[:1]) for k, v in test.inputs.items()}
     stage(f"{name}: interleaved latency")
-    p50 = interleaved_latency(runners, batch, rounds=args.rounds, runs=args.runs)
+    calls = {label: functools.partial(r.run, check=False) for label, r in runners.items()}
+    p50 = interleaved_latency(calls, batch, rounds=args.rounds, runs=args.runs, initial_warmup=20)
     for label, ms in p50.items():
         rows[label]["p50_ms"] = ms
     for runner in runners.values():

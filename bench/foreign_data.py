@@ -120,22 +120,3 @@ def runner_for(kind: str, path: Path | str, threads: int = 2):  # noqa: ANN201
     compiled = ov_compiled(path, "bf16" if kind == "ov-bf16" else "f32", threads)
     request = compiled.create_infer_request()
     return lambda x: request.infer({0: x})[compiled.outputs[0]].copy()
-
-
-def interleaved_latency(
-    runners: dict[str, object], x: np.ndarray, *, rounds: int = 5, runs: int = 20, warmup: int = 3
-) -> dict[str, float]:
-    """Median latency (ms) per runner from ONE interleaved pass: each round times every runner
-    in turn (a warm-up before each turn), the figure is the median over all rounds' runs."""
-    import time
-
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            for _ in range(warmup):
-                run(x)  # type: ignore[operator]
-            for _ in range(runs):
-                start = time.perf_counter()
-                run(x)  # type: ignore[operator]
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}

@@ -30,7 +30,10 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from foreign_data import cpu_line, detector_data, interleaved_latency, runner_for  # noqa: E402
+import zoo_models  # noqa: E402
+from _ort_anchor import ort_quantize_static  # noqa: E402
+from _timing import interleaved_latency  # noqa: E402
+from foreign_data import cpu_line, detector_data, runner_for  # noqa: E402
 
 from nnship.quantize.opset import upgrade_opset  # noqa: E402
 from nnship.sources import ArrayData  # noqa: E402
@@ -56,34 +59,14 @@ def run_all(run, x: np.ndarray) -> np.ndarray:  # noqa: ANN001
 
 
 def quantize_static_anchor(src: Path, out: Path, calib: np.ndarray, name: str) -> Path:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod
 
     converted, _ = upgrade_opset(onnx.load(str(src)))
     prepared = out.with_suffix(".op18.onnx")
     onnx.save(converted, str(prepared))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{name: calib[i : i + 1]} for i in range(len(calib))])
-
-        def get_next(self):  # noqa: ANN202
-            return next(self.items, None)
-
-    quantize_static(
-        str(prepared),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
+    feeds = [{name: calib[i : i + 1]} for i in range(len(calib))]
+    ort_quantize_static(
+        prepared, out, feeds, per_channel=True, calibrate_method=CalibrationMethod.MinMax
     )
     return out
 
@@ -127,7 +110,7 @@ def main() -> int:
     if spec is None or not spec.origin:
         print("ddddocr is not installed: nothing to measure")
         return 0
-    src = Path(spec.origin).parent / "common_det.onnx"
+    src = zoo_models.ddddocr_det()
     name = onnx.load(str(src), load_external_data=False).graph.input[0].name
     print(cpu_line())
     calib, ev = detector_data(args.calib, args.eval)
@@ -188,7 +171,7 @@ def main() -> int:
     ms = (
         {}
         if args.skip_latency
-        else interleaved_latency(runners, ev[:1], rounds=args.rounds, runs=args.runs)
+        else interleaved_latency(runners, ev[:1], rounds=args.rounds, runs=args.runs, warmup=3)
     )
     print(f"\nddddocr detector {src.name}; calib {len(calib)} / eval {len(ev)} images")
     print(

@@ -13,6 +13,7 @@ a fresh subprocess against a plain inference run over the same data.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import resource
@@ -24,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ort_anchor import ort_quantize_static, single_samples  # noqa: E402
+from _timing import interleaved_latency  # noqa: E402
 
 METHODS = ("minmax", "percentile", "entropy", "mse")
 PROFILES = ("onnxruntime", "openvino", "tensorrt")
@@ -152,23 +157,10 @@ def nnship_variants(case: Case, workdir: Path) -> dict[str, tuple[Path | None, s
 
 
 def ort_variants(case: Case, workdir: Path) -> dict[str, tuple[Path | None, str]]:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            n = len(next(iter(case.calib.values())))
-            self.items = iter([{k: v[i : i + 1] for k, v in case.calib.items()} for i in range(n)])
-
-        def get_next(self):  # noqa: ANN202
-            return next(self.items, None)
-
+    feeds = single_samples(case.calib)
     pre = workdir / f"{case.name}.ort-pre.onnx"
     quant_pre_process(str(case.onnx), str(pre))
     out: dict[str, tuple[Path | None, str]] = {}
@@ -176,9 +168,8 @@ def ort_variants(case: Case, workdir: Path) -> dict[str, tuple[Path | None, str]
         path = workdir / f"{case.name}.ort.{method}.onnx"
         start = time.perf_counter()
         try:
-            quantize_static(
-                str(pre), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            ort_quantize_static(
+                pre, path, feeds, per_channel=True,
                 calibrate_method=getattr(CalibrationMethod, method),
             )  # fmt: skip
             out[f"ort static {method}"] = (path, f"{time.perf_counter() - start:.0f}s")
@@ -217,17 +208,8 @@ def metrics(ref: np.ndarray, out: np.ndarray, labels: np.ndarray | None) -> dict
 def latencies(paths: dict[str, Path], batch: dict[str, np.ndarray], rounds: int) -> dict:
     """Median ms per call, variants interleaved round by round so drift hits all alike."""
     sessions = {k: _session(p) for k, p in paths.items()}
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    for s in sessions.values():
-        for _ in range(10):
-            s.run(None, batch)
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            for _ in range(10):
-                t = time.perf_counter()
-                s.run(None, batch)
-                times[k].append(time.perf_counter() - t)
-    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+    calls = {k: functools.partial(s.run, None) for k, s in sessions.items()}
+    return interleaved_latency(calls, batch, rounds=rounds, runs=10, initial_warmup=10)
 
 
 def calib_memory(case: Case, workdir: Path) -> dict[str, float]:

@@ -28,7 +28,9 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).parent))
-from foreign_data import cpu_line, detector_data, interleaved_latency, runner_for  # noqa: E402
+import zoo_models  # noqa: E402
+from _timing import interleaved_latency  # noqa: E402
+from foreign_data import cpu_line, detector_data, runner_for  # noqa: E402
 
 from nnship.subnormals import flush_subnormals  # noqa: E402
 
@@ -100,7 +102,7 @@ def measure(
         "OpenVINO f32 flushed": runner_for("ov", flushed_path),
         "nnship OpenVINO artifact": runner_for("ov", ov_art.path),
     }
-    ms = interleaved_latency(runners, x[:1], rounds=args.rounds, runs=args.runs)
+    ms = interleaved_latency(runners, x[:1], rounds=args.rounds, runs=args.runs, warmup=3)
     print("| variant | p50 ms | vs flushed (same runtime) |")
     print("|---|---:|---:|")
     for label, value in ms.items():
@@ -126,7 +128,7 @@ def main() -> int:
     spec = importlib.util.find_spec("ddddocr")
     models: list[tuple[str, Path]] = []
     if spec is not None and spec.origin:
-        det = Path(spec.origin).parent / "common_det.onnx"
+        det = zoo_models.ddddocr_det()
         if det.is_file():
             models.append(("ddddocr-det", det))
             seeded_path = work / "ddddocr-det-seeded.onnx"
