@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import sys
 import tempfile
@@ -38,7 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.real_models
 
-from bench.real_models import crops, efficientnet_lite0, mtcnn_net  # noqa: E402
+from bench._timing import interleaved_latency  # noqa: E402
+from bench.real_models import crops, efficientnet_lite0, mtcnn_onet, mtcnn_rnet  # noqa: E402
 from nnship.compress import (  # noqa: E402
     DistillConfig,
     PruneConfig,
@@ -52,8 +54,8 @@ from nnship.sources import ArrayData  # noqa: E402
 
 MODELS = {
     "efficientnet_lite0": (efficientnet_lite0, 224, True),
-    "mtcnn_onet": (lambda: mtcnn_net("ONet"), 48, False),
-    "mtcnn_rnet": (lambda: mtcnn_net("RNet"), 24, False),
+    "mtcnn_onet": (mtcnn_onet, 48, False),
+    "mtcnn_rnet": (mtcnn_rnet, 24, False),
 }
 
 
@@ -110,17 +112,11 @@ def ort_latencies(paths: dict[str, Path], size: int, threads: int, runs: int) ->
 
     x = {"x": crops(1, size)}
     runners = {k: OnnxRuntimeRunner(p, threads=threads) for k, p in paths.items()}
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(runs):
-        for name, runner in runners.items():
-            for _ in range(2):  # warm-up before this variant's turn
-                runner.run(x, check=False)
-            start = time.perf_counter()
-            runner.run(x, check=False)
-            times[name].append((time.perf_counter() - start) * 1e3)
+    calls = {k: functools.partial(r.run, check=False) for k, r in runners.items()}
+    ms = interleaved_latency(calls, x, rounds=runs, runs=1, warmup=2)
     for runner in runners.values():
         runner.close()
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return ms
 
 
 def part_structured(args) -> list[dict]:

