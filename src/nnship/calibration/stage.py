@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 
 from nnship.calibration.config import CalibrationConfig
-from nnship.calibration.statistics import collect_statistics
+from nnship.calibration.statistics import collect_with_settings
 from nnship.calibration.table import CalibrationTable
 from nnship.core import DataSource
 
@@ -32,15 +32,7 @@ def calibrate(
     `nnship.calibration.table.DEFAULT_TRT_VERSION`). Degenerate tensors get no range.
     """
     config = config or CalibrationConfig()
-    table = collect_statistics(
-        onnx_path,
-        data,
-        num_bins=config.num_bins,
-        batch_size=config.batch_size,
-        max_samples=config.max_samples,
-        min_samples=config.min_samples,
-        max_exposed_mb=config.max_exposed_mb,
-    )
+    table = collect_with_settings(onnx_path, data, config)
     ranges = table.ranges(
         config.method,
         percentile=config.percentile,

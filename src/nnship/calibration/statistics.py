@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from nnship.calibration.config import StatisticsConfig
 from nnship.calibration.histogram import AdaptiveHistogram
 from nnship.calibration.segments import SegmentRunner, build_segments
 from nnship.calibration.table import CalibrationTable, TensorStatistics
@@ -314,6 +315,23 @@ def collect_statistics(
         if stats.num_nonfinite:
             log.warning("tensor '%s' produced %d NaN/Inf value(s)", name, stats.num_nonfinite)
     return table
+
+
+def collect_with_settings(
+    onnx_path: Path | str | onnx.ModelProto, data: DataSource, settings: StatisticsConfig
+) -> CalibrationTable:
+    """`collect_statistics` over every float activation with the collection settings of
+    `settings` (bins, batch size, sample bounds, exposed-tensor budget): what `nnship calibrate`
+    and the build's calibration stage both collect."""
+    return collect_statistics(
+        onnx_path,
+        data,
+        num_bins=settings.num_bins,
+        batch_size=settings.batch_size,
+        max_samples=settings.max_samples,
+        min_samples=settings.min_samples,
+        max_exposed_mb=settings.max_exposed_mb,
+    )
 
 
 def _stream(

@@ -162,7 +162,8 @@ def _quantize_all(
 
 
 def _calibrate(ctx: StageContext, float_onnx: Path, calib: DataSource | None) -> tuple[Any, Path]:
-    from nnship.calibration import CalibrationTable, collect_statistics
+    from nnship.calibration import CalibrationTable
+    from nnship.calibration.statistics import collect_with_settings
 
     assert calib is not None
     settings = ctx.recipe.quantize.calibration
@@ -177,15 +178,7 @@ def _calibrate(ctx: StageContext, float_onnx: Path, calib: DataSource | None) ->
     if found is not None:
         ctx.mark("calibration", "reused")
         return CalibrationTable.load(path), path
-    table = collect_statistics(
-        float_onnx,
-        calib,
-        num_bins=settings.num_bins,
-        batch_size=settings.batch_size,
-        max_samples=settings.max_samples,
-        min_samples=settings.min_samples,
-        max_exposed_mb=settings.max_exposed_mb,
-    )
+    table = collect_with_settings(float_onnx, calib, settings)
     table.save(path)
     stamp.record([path], {"num_samples": getattr(table, "num_samples", None)})
     ctx.mark("calibration", "ran")
