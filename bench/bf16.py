@@ -31,10 +31,10 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "china"
 
 def photo_crops(count: int, size: int = 224, seed: int = 0) -> np.ndarray:
     import cv2
-    from foreign_data import _image, _rgb
+    from foreign_data import photo
 
     rng = np.random.default_rng(seed)
-    images = [_rgb(_image(n)) for n in PHOTOS]
+    images = [photo(n) for n in PHOTOS]
     out = np.empty((count, 3, size, size), np.float32)
     for k in range(count):
         img = images[k % len(images)]

@@ -14,29 +14,21 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # zoo_models
+
 CALIB_SOURCES = ("text", "astronaut", "coffee", "chelsea", "camera", "coins", "china")
 EVAL_SOURCES = ("page", "rocket", "moon", "cat", "flower", "immunohistochemistry")
 SIZE = 416
 
 
-def _image(name: str) -> np.ndarray:
+def photo(name: str) -> np.ndarray:
+    """One of the named photos as RGB uint8 (H x W x 3): scikit-learn's "china" and "flower",
+    else `skimage.data.<name>()`, via bench/zoo_models.py."""
+    import zoo_models
+
     if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_images
-
-        images = load_sample_images()
-        return images.images[0 if name == "china" else 1]
-    import skimage.data
-
-    return getattr(skimage.data, name)()
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        image = np.stack([image] * 3, -1)
-    image = image[..., :3]
-    if image.dtype != np.uint8:
-        image = (255 * (image - image.min()) / max(float(np.ptp(image)), 1e-9)).astype(np.uint8)
-    return image
+        return zoo_models.sklearn_photos()[0 if name == "china" else 1]
+    return zoo_models.skimage_photos((name,))[0]
 
 
 def letterbox(image: np.ndarray, size: int = SIZE) -> np.ndarray:
@@ -53,7 +45,7 @@ def letterbox(image: np.ndarray, size: int = SIZE) -> np.ndarray:
 def samples(sources: tuple[str, ...], count: int, seed: int) -> np.ndarray:
     """`count` letterboxed crops/rescales of the named images (first one of each is whole)."""
     rng = np.random.default_rng(seed)
-    images = [_rgb(_image(s)) for s in sources]
+    images = [photo(s) for s in sources]
     out = []
     for i in range(count):
         image = images[i % len(images)]
