@@ -45,18 +45,12 @@ CALIB_IMAGES = (
 
 # -- data --------------------------------------------------------------------------------
 def _image(name: str) -> np.ndarray:
+    """A zoo_models photo ("sk:" names are scikit-learn's) as RGB float32 in [0, 1]."""
     if name.startswith("sk:"):
-        from sklearn.datasets import load_sample_images
-
-        images = dict(zip(("china", "flower"), load_sample_images().images))
-        img = images[name[3:]]
+        img = zoo_models.sklearn_photos()[("china", "flower").index(name[3:])]
     else:
-        import skimage.data
-
-        img = getattr(skimage.data, name)()
-    if img.ndim == 2:
-        img = np.stack([img] * 3, -1)
-    return np.ascontiguousarray(img[..., :3]).astype(np.float32) / 255.0
+        img = zoo_models.skimage_photos((name,))[0]
+    return img.astype(np.float32) / 255.0
 
 
 def crops(names: tuple[str, ...], count: int, size: int, seed: int, *, norm: str) -> np.ndarray:
