@@ -50,10 +50,25 @@ def test_auto_keeps_a_transform_only_when_it_helps(
     assert considered["smoothing"]["skipped"] == "no weight MatMul"
 
 
-def test_auto_without_eval_data_is_skipped(identity_transforms, cnn_path, cnn_data, tmp_path):
-    res = quantize(cnn_path, tmp_path / "q.onnx", make_config(), calib_data=ArrayData(cnn_data))
+def test_auto_without_any_held_out_data_is_skipped(
+    identity_transforms, cnn_path, cnn_data, tmp_path
+):
+    # a fixed method holds no calibration samples out, and there is no evaluation data
+    cfg = make_config(method="minmax")
+    res = quantize(cnn_path, tmp_path / "q.onnx", cfg, calib_data=ArrayData(cnn_data))
     assert identity_transforms == []
     assert "evaluation data" in res.details["transforms_considered"][0]["skipped"]
+
+
+def test_auto_without_eval_data_is_judged_on_held_out_calibration_samples(
+    identity_transforms, cnn_path, cnn_data, tmp_path
+):
+    cfg = make_config(bias_correction="off")
+    res = quantize(cnn_path, tmp_path / "q.onnx", cfg, calib_data=ArrayData(cnn_data))
+    assert identity_transforms == ["equalization"]
+    assert "calibration data" in res.details["transforms_judged_on"]
+    considered = res.details["transforms_considered"][0]
+    assert "skipped" not in considered and considered["metrics_without"] is not None
 
 
 def test_on_without_the_transform_available_is_an_error(monkeypatch, cnn_path, cnn_data, tmp_path):

@@ -84,7 +84,7 @@ GRAPH_TRANSFORMS = (
             model,
             table,
             job.config.smoothing_alpha,
-            data=job.calib_data,
+            data=job.stats_data or job.calib_data,
             symmetric=job.profile.activation_symmetric,
         ),
     ),
@@ -269,6 +269,9 @@ class _Int8Job:
         self.warnings: list[str] = []
         self.method: str = config.method  # "auto" until `_choose_method` resolves it
         self.stats_data = calib_data  # calibration samples statistics use ("auto" holds some out)
+        # Without evaluation data, "auto" transforms are judged on the calibration samples held
+        # out of the statistics (never on samples the ranges were computed from).
+        self.judge: tuple[DataSource, Outputs] | None = None
         self.selection: dict[str, Any] = {"mode": "explicit", "chosen": config.method}
 
     def _pick_graph(
@@ -360,10 +363,16 @@ class _Int8Job:
         return chosen.candidate, chosen.built
 
     def _metrics(self, qmodel: onnx.ModelProto) -> dict[str, float] | None:
-        if self.reference is None or self.eval_data is None:
+        """Fidelity to float on the evaluation data, or else on the calibration samples that
+        "auto" held out of the statistics (`self.judge`); None when there is neither."""
+        if self.reference is not None and self.eval_data is not None:
+            data, reference = self.eval_data, self.reference
+        elif self.judge is not None:
+            data, reference = self.judge
+        else:
             return None
-        candidate = run_model(qmodel, self.eval_data, max_samples=self.config.eval_samples)
-        return compare(self.reference, candidate)
+        candidate = run_model(qmodel, data, max_samples=self.config.eval_samples)
+        return compare(reference, candidate)
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> tuple[QuantizeResult, onnx.ModelProto]:
@@ -382,6 +391,9 @@ class _Int8Job:
                 table_given=self.table is not None,
                 min_stats_samples=self.config.calibration.min_samples,
             )
+            if self.eval_data is None and where is not None and where.held_out:
+                self.judge = (where.data, where.reference)
+                self.details["transforms_judged_on"] = where.description
         table = self.table if self.table is not None else self._table_for(model)
         candidate, (qmodel, plan) = self._choose_method(model, table, where)
         metrics = self._metrics(qmodel)
@@ -521,7 +533,7 @@ class _Int8Job:
         if not applicable:
             skip = spec.not_applicable
         elif mode == "auto" and metrics is None:
-            skip = "auto needs evaluation data to show it helps"
+            skip = "auto needs evaluation data (or held-out calibration samples) to show it helps"
         elif self.calib_data is None:
             skip = "needs calibration data to recollect ranges on the transformed model"
         elif not transforms.transform_available(spec.function):
@@ -557,7 +569,7 @@ class _Int8Job:
         if self.calib_data is None:
             skip = "needs calibration data"
         elif mode == "auto" and metrics is None:
-            skip = "auto needs evaluation data to show it helps"
+            skip = "auto needs evaluation data (or held-out calibration samples) to show it helps"
         elif not transforms.transform_available("correct_bias"):
             skip = "nnship.calibration.correct_bias is not available"
         if skip is not None:
@@ -565,7 +577,9 @@ class _Int8Job:
                 raise QuantizationError(f"bias_correction=on cannot run: {skip}")
             record["skipped"] = skip
             return record, None
-        corrected, report = transforms.correct_bias(model, qmodel, self.calib_data)
+        corrected, report = transforms.correct_bias(
+            model, qmodel, self.stats_data or self.calib_data
+        )
         new_metrics = self._metrics(corrected)
         record.update(report=report, metrics_without=metrics, metrics_with=new_metrics)
         if _decide(record, mode, metrics, new_metrics):
