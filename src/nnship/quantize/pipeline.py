@@ -604,11 +604,16 @@ def _decide(
 
 
 def _helps(before: dict[str, float] | None, after: dict[str, float] | None) -> bool:
-    """True when `after` beats `before`: higher top-1 agreement, or equal agreement and a
-    cosine higher by more than 1e-4."""
+    """True when `after` beats `before`: top-1 agreement higher by at least two samples, or
+    else a cosine higher by more than 1e-4.
+
+    A change of one sample's top-1 class is not evidence on a few dozen samples (and a 2-D
+    output may be an embedding, whose argmax means nothing): then the cosine decides.
+    """
     if before is None or after is None:
         return False
     (agree_b, cos_b), (agree_a, cos_a) = score(before), score(after)
-    if "top1_agreement" in before and agree_a != agree_b:
+    samples = min(before.get("samples", 0.0), after.get("samples", 0.0))
+    if "top1_agreement" in before and abs(agree_a - agree_b) * samples >= 1.5:
         return agree_a > agree_b
     return cos_a > cos_b + 1e-4
