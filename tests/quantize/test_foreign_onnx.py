@@ -222,3 +222,37 @@ def test_cli_quantizes_an_opset11_model_and_says_so(tmp_path, run_cli):
     assert proc.returncode == 0, proc.stderr
     assert "opset 11 -> 18 (onnx.version_converter); outputs bit-identical" in proc.stdout
     _ort(out, RNG.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32))
+
+
+def test_integer_shape_arithmetic_is_never_calibrated(tmp_path):
+    # a foreign graph computing a shape: Mul of two Gathers of a Shape (int64), beside a float
+    # Conv -> Mul; the onnxruntime profile quantizes Mul, but never the int64 one
+    model = onnx.parser.parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 18]>
+        g (float[N, 3, 16, 16] x) => (float[N, 4, 16, 16] y, int64[2] shp) {
+            c = Conv <pads = [1, 1, 1, 1]> (x, w)
+            y = Mul (c, c)
+            s = Shape (x)
+            i0 = Constant <value = int64 {2}> ()
+            i1 = Constant <value = int64 {3}> ()
+            h = Gather <axis = 0> (s, i0)
+            v = Gather <axis = 0> (s, i1)
+            hw = Mul (h, v)
+            a = Unsqueeze (hw, zero)
+            shp = Concat <axis = 0> (a, a)
+        }
+        """
+    )
+    model.graph.initializer.extend([_init("w", 4, 3, 3, 3), numpy_helper.from_array(
+        np.array([0], dtype=np.int64), "zero")])  # fmt: skip
+    src = _save(model, tmp_path / "shape.onnx")
+    res = quantize(src, tmp_path / "q.onnx", make_config(profile="onnxruntime"),
+                   calib_data=_data(16))  # fmt: skip
+    assert res.quantized_nodes  # the float Conv -> Mul path is quantized
+    q = onnx.load(str(tmp_path / "q.onnx"))
+    quantized_inputs = {n.input[0] for n in q.graph.node if n.op_type == "QuantizeLinear"}
+    assert not quantized_inputs & {"s", "h", "v", "hw"}
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    out = ort.InferenceSession(str(tmp_path / "q.onnx")).run(None, {"x": x})
+    assert out[1].tolist() == [256, 256]

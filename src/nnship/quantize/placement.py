@@ -33,6 +33,12 @@ NORM_OPS = frozenset(
     }
 )
 _FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+_FLOATING = (
+    onnx.TensorProto.UNDEFINED,
+    *_FLOAT_TYPES,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.BFLOAT16,
+)
 
 
 @dataclass
@@ -57,6 +63,14 @@ def ensure_node_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _inferred_value_info(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The value_info ONNX shape inference gives `model` (empty when it cannot run)."""
+    try:
+        return list(onnx.shape_inference.infer_shapes(model).graph.value_info)
+    except Exception:  # noqa: BLE001 - an untypable graph keeps the old behaviour
+        return []
+
+
 class GraphInfo:
     """Producers, constants and graph inputs of one ONNX graph."""
 
@@ -69,6 +83,16 @@ class GraphInfo:
                 self.constants.update(node.output)
                 self.float_constants.update(node.output)
         self.inputs = {i.name for i in graph.input if i.name not in self.constants}
+        # Tensors typed as integers or booleans (shape arithmetic of foreign graphs: a Mul of
+        # two Gathers of a Shape) are never activations to quantize. Untyped tensors count as
+        # float, as before; shape inference fills the types when the graph carries none.
+        typed = list(graph.value_info) or list(_inferred_value_info(model))
+        self.non_float = {
+            v.name
+            for v in [*graph.input, *graph.output, *typed]
+            if v.type.HasField("tensor_type")
+            and v.type.tensor_type.elem_type not in _FLOATING
+        }
         self.producer = {out: node for node in graph.node for out in node.output}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:
@@ -76,7 +100,7 @@ class GraphInfo:
                 self.consumers.setdefault(name, []).append(node)
 
     def is_activation(self, tensor: str) -> bool:
-        return bool(tensor) and tensor not in self.constants
+        return bool(tensor) and tensor not in self.constants and tensor not in self.non_float
 
     def reaches_input(self, tensor: str, word: str, depth: int = 12) -> bool:
         """True if `tensor` is computed from a graph input whose name contains `word`."""
@@ -194,7 +218,11 @@ def plan_placement(
         acts = [i for i in node.input if info.is_activation(i)]
         needed = list(acts)
         if op not in profile.exclude_output_ops:
-            needed += [o for o in node.output if o]
+            needed += [o for o in node.output if o and o not in info.non_float]
+        if reason is None and not acts and op not in WEIGHTED_OPS:
+            inputs = [i for i in node.input if i and i not in info.constants]
+            if inputs and all(i in info.non_float for i in inputs):
+                reason = f"{op} on non-float tensors (shape arithmetic)"
         if reason is None:
             # Range problems first: "extreme range: attention mask bias" says more than
             # "no quantized producer" about why a node must stay float.

@@ -114,7 +114,7 @@ def candidate_tensors(model: onnx.ModelProto, profile: QuantProfile) -> list[str
     for node in model.graph.node:
         if node.op_type in profile.op_types:
             names.update(i for i in node.input if info.is_activation(i))
-            names.update(o for o in node.output if o)
+            names.update(o for o in node.output if o and o not in info.non_float)
     return sorted(names)
 
 
