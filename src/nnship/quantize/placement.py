@@ -90,8 +90,7 @@ class GraphInfo:
         self.non_float = {
             v.name
             for v in [*graph.input, *graph.output, *typed]
-            if v.type.HasField("tensor_type")
-            and v.type.tensor_type.elem_type not in _FLOATING
+            if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type not in _FLOATING
         }
         self.producer = {out: node for node in graph.node for out in node.output}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
