@@ -3,6 +3,7 @@ specs, atomic saving (external data over 2 GB), and exposing intermediate tensor
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import onnx
@@ -11,6 +12,8 @@ from onnx import TensorProto, helper
 from nnship.core import TensorSpec
 from nnship.errors import OnnxModelError
 from nnship.fileio import atomic_path
+
+log = logging.getLogger(__name__)
 
 # protobuf refuses single messages over 2 GiB; leave headroom for the graph itself.
 _EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -96,6 +99,23 @@ def _can_size(model: onnx.ModelProto) -> bool:
         return True
     except Exception:  # ByteSize overflows past 2 GB in some protobuf builds
         return False
+
+
+def tensor_types(model: onnx.ModelProto, *, infer: bool = True) -> dict[str, int]:
+    """Tensor name -> ONNX element type, for every tensor whose type is known: declared on the
+    graph's inputs, outputs and value_info, and (`infer`, default) filled in by shape
+    inference, which is best effort: a graph it cannot type keeps its declared types."""
+    graph = model.graph
+    if infer:
+        try:
+            graph = onnx.shape_inference.infer_shapes(model).graph
+        except Exception as exc:  # noqa: BLE001 - untyped tensors are simply left out
+            log.debug("shape inference failed (%s); using declared types only", exc)
+    return {
+        v.name: v.type.tensor_type.elem_type
+        for v in [*graph.value_info, *graph.input, *graph.output]
+        if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type
+    }
 
 
 def add_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:

@@ -34,6 +34,7 @@ from nnship.onnx_utils import (
     is_quantized,
     load_onnx,
     onnx_input_specs,
+    tensor_types,
 )
 from nnship.progress import track
 
@@ -99,21 +100,6 @@ class _Collector:
         return counts
 
 
-def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
-    """Element type of every tensor whose type shape inference can tell."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception as exc:  # inference is best effort; untyped tensors are skipped
-        log.debug("shape inference failed (%s); using declared types only", exc)
-        inferred = model
-    types: dict[str, int] = {}
-    graph = inferred.graph
-    for info in list(graph.value_info) + list(graph.input) + list(graph.output):
-        if info.type.tensor_type.elem_type:
-            types[info.name] = info.type.tensor_type.elem_type
-    return types
-
-
 def _channel_axes(model: onnx.ModelProto) -> dict[str, int]:
     """Channel axis of tensors feeding a MatMul/Gemm as the left operand (for smoothing)."""
     axes: dict[str, int] = {}
@@ -130,7 +116,7 @@ def _channel_axes(model: onnx.ModelProto) -> dict[str, int]:
 def float_activation_tensors(model: onnx.ModelProto) -> tuple[list[str], dict[str, str]]:
     """Default tensors to calibrate: float graph inputs and node outputs, in topological order,
     leaving out initializers and tensors computed from constants only; plus skipped -> reason."""
-    types = _tensor_types(model)
+    types = tensor_types(model)
     constant = {i.name for i in model.graph.initializer}
     names: list[str] = [i.name for i in graph_inputs(model)]
     for node in model.graph.node:
@@ -276,7 +262,7 @@ def collect_statistics(
     else:
         budget = int(max_exposed_mb * (1 << 20))
     axes = _channel_axes(model)
-    types = _tensor_types(model)
+    types = tensor_types(model)
     collectors = {
         n: _Collector(n, onnx.helper.tensor_dtype_to_np_dtype(types[n]).name, num_bins, axes.get(n))
         for n in names

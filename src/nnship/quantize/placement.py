@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from nnship.errors import CalibrationError
+from nnship.onnx_utils import tensor_types
 from nnship.quantize.config import ExcludeConfig
 from nnship.quantize.profiles import STRUCTURAL_OPS, WEIGHTED_OPS, QuantProfile
 from nnship.quantize.result import FloatNode
@@ -63,14 +64,6 @@ def ensure_node_names(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _inferred_value_info(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """The value_info ONNX shape inference gives `model` (empty when it cannot run)."""
-    try:
-        return list(onnx.shape_inference.infer_shapes(model).graph.value_info)
-    except Exception:  # noqa: BLE001 - an untypable graph keeps the old behaviour
-        return []
-
-
 class GraphInfo:
     """Producers, constants and graph inputs of one ONNX graph."""
 
@@ -85,13 +78,10 @@ class GraphInfo:
         self.inputs = {i.name for i in graph.input if i.name not in self.constants}
         # Tensors typed as integers or booleans (shape arithmetic of foreign graphs: a Mul of
         # two Gathers of a Shape) are never activations to quantize. Untyped tensors count as
-        # float, as before; shape inference fills the types when the graph carries none.
-        typed = list(graph.value_info) or list(_inferred_value_info(model))
-        self.non_float = {
-            v.name
-            for v in [*graph.input, *graph.output, *typed]
-            if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type not in _FLOATING
-        }
+        # float, as before; shape inference (a pass per GraphInfo) fills the types only when
+        # the graph declares none.
+        types = tensor_types(model, infer=not graph.value_info)
+        self.non_float = {name for name, elem in types.items() if elem not in _FLOATING}
         self.producer = {out: node for node in graph.node for out in node.output}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in graph.node:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from nnship.onnx_utils import tensor_types
+
 TRANSPARENT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast"})
 """Ops that only re-encode a tensor (quantize, dequantize, change precision)."""
 
@@ -106,13 +108,7 @@ class LayerMatching:
 
 def value_types(model: onnx.ModelProto) -> dict[str, int]:
     """Tensor name -> ONNX element type, from shape inference (missing when unknown)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # inference only refines the dtype filter; without it keep everything
-        inferred = model
-    graph = inferred.graph
-    infos = list(graph.value_info) + list(graph.input) + list(graph.output)
-    return {v.name: v.type.tensor_type.elem_type for v in infos}
+    return tensor_types(model)
 
 
 def activations(model: onnx.ModelProto) -> dict[str, onnx.NodeProto | None]:
