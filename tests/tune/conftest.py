@@ -25,6 +25,12 @@ def tune_recipe_text(tiny_recipe_text) -> str:
     )
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """A stage cache shared by the tests that do not count stage runs (warm after the first)."""
+    return tmp_path_factory.mktemp("tune-cache")
+
+
 @pytest.fixture
 def tune_recipe(tune_recipe_text, write_recipe):
     """`tune_recipe(tune_section, name="recipe.toml")` writes the tiny recipe plus `tune_section`."""

@@ -57,12 +57,19 @@ def test_a_bad_key_or_range_names_the_key(tune_recipe, entry, message):
 
 def test_a_grid_needs_discrete_ranges(tune_recipe):
     with pytest.raises(RecipeError, match="needs a step for the grid"):
-        _space(tune_recipe, '[tune]\nsampler = "grid"\n[tune.space]\n"prune.ratio" = { low = 0.1, high = 0.5 }\n')
+        _space(
+            tune_recipe,
+            '[tune]\nsampler = "grid"\n[tune.space]\n"prune.ratio" = { low = 0.1, high = 0.5 }\n',
+        )
 
 
 def test_an_unknown_constraint_is_a_recipe_error(tune_recipe):
     with pytest.raises(RecipeError, match="max_top1_dorp"):
-        load_recipe(tune_recipe('[tune]\nconstraints = { max_top1_dorp = 1.0 }\n[tune.space]\n"seed" = [0]\n'))
+        load_recipe(
+            tune_recipe(
+                '[tune]\nconstraints = { max_top1_dorp = 1.0 }\n[tune.space]\n"seed" = [0]\n'
+            )
+        )
 
 
 def test_conditions_read_toml_literals():
