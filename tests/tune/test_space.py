@@ -92,3 +92,20 @@ def test_cli_exits_2_naming_the_key_before_any_trial(tune_recipe, run_cli, tmp_p
     assert proc.returncode == 2, proc.stderr
     assert "quantize.nope" in proc.stderr and "Traceback" not in proc.stderr
     assert not (out / "trials.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("2h", 7200.0), ("30m", 1800.0), ("90s", 90.0), ("1h30m", 5400.0), ("45", 45.0)],
+)
+def test_timeout_durations(text, seconds):
+    from nnship.cli.cmd_tune import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_a_bad_duration_is_a_recipe_error():
+    from nnship.cli.cmd_tune import parse_duration
+
+    with pytest.raises(RecipeError, match="--timeout '5x'"):
+        parse_duration("5x")

@@ -233,6 +233,9 @@ def run_tune(
     `start(total, done)`, `trial_done(record, records)` and `stop()` (the CLI's display).
     Raises `RecipeError` (exit 2) for a bad space, a study of another recipe, or a folder
     that holds a run when neither `resume` nor `force` is given."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # nnship reports the trials itself
     space = validate_space(recipe)
     check_objectives_measurable(recipe, space)
     _check_constraints_measurable(recipe, space)

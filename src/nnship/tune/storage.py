@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -87,6 +88,10 @@ def open_storage(
     else:
         engine_kwargs["pool_pre_ping"] = True
     kwargs: dict[str, Any] = {}
+    # Heartbeats and stale-trial retry are Optuna's documented multi-node mode, marked
+    # experimental since 2.8; the warnings say nothing a tune user can act on.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     if heartbeat_interval is not None:
         kwargs = {
             "heartbeat_interval": heartbeat_interval,
