@@ -284,7 +284,6 @@ def run_tune(
     fingerprint = machine_fingerprint()
     run = TuneRun(tune_dir, name, url_shown)
     run.resumed_interrupted = _recover(study, tune_dir, space, fingerprint)
-    early_stop = distill_early_stop(space)
     started_run = time.time()
     done, _ = _finished_count(study)
     if progress is not None:
@@ -301,7 +300,7 @@ def run_tune(
             if cfg.sampler == "grid" and study.sampler.is_exhausted(study) and _waiting(study) == 0:
                 run.stopped_by = "grid exhausted"
                 break
-            record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint, early_stop)
+            record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint)
             run.ran.append(record)
             if progress is not None:
                 progress.trial_done(record, read_trials(tune_dir))
@@ -348,7 +347,6 @@ def _run_one(
     tune_dir: Path,
     cache_dir: Path,
     fingerprint: Any,
-    early_stop: Any,
 ) -> TrialRecord:
     """Ask, build, append to trials.jsonl, tell."""
     from optuna.trial import TrialState
@@ -379,7 +377,7 @@ def _run_one(
                 trial_rec,
                 output_dir=build_dir,
                 cache=cache_dir,
-                on_distill_epoch=early_stop,
+                on_distill_epoch=distill_early_stop(space),  # its own best-so-far per trial
                 baseline_cache=True,
             )
         record = score_trial(
