@@ -152,7 +152,6 @@ def _finished_count(study: Any) -> tuple[int, int]:
 
 def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space: TuneSpace) -> None:
     """A trial appended to trials.jsonl but killed before Optuna was told: tell it now."""
-    import optuna
     from optuna.trial import TrialState
 
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
@@ -165,7 +164,6 @@ def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space:
         values, constraints = _optuna_values(record, space)
         storage.set_trial_user_attr(frozen._trial_id, CONSTRAINTS_ATTR, constraints)
         storage.set_trial_state_values(frozen._trial_id, state=TrialState.COMPLETE, values=values)
-    del optuna
 
 
 def _optuna_values(record: TrialRecord, space: TuneSpace) -> tuple[list[float], list[float]]:
@@ -349,6 +347,7 @@ def _run_one(
     fingerprint: Any,
 ) -> TrialRecord:
     """Ask, build, append to trials.jsonl, tell."""
+    import optuna
     from optuna.trial import TrialState
 
     from nnship.build import build
@@ -358,6 +357,10 @@ def _run_one(
     # collector's way: a full collection then takes milliseconds instead of half a second.
     gc.collect()
     gc.freeze()
+    # Optuna fails heartbeat-stale trials (a worker on another machine died) only inside
+    # `study.optimize`; with ask-and-tell the loop does it, and the storage's callback
+    # re-queues each with its parameters (a no-op without heartbeats).
+    optuna.storages.fail_stale_trials(study)
     trial = study.ask()
     worker = worker_name()
     trial.set_user_attr(WORKER_ATTR, worker)
