@@ -338,6 +338,26 @@ def _retime(pareto: ParetoFile, fingerprint_id: str, recipe: Any) -> ParetoFile:
         return pareto
 
 
+def _compress_key(recipe: Any) -> str | None:
+    """What a distillation's outcome depends on (None when the trial does not distill)."""
+    if recipe.distill is None:
+        return None
+    data = recipe.model_dump(mode="json", by_alias=True)
+    keys = ("model", "prune", "distill", "data", "seed")
+    return stable_hash({k: data.get(k) for k in keys})[:16]
+
+
+def _known_hopeless(tune_dir: Path, key: str | None) -> str | None:
+    """The reason a trial with the same compression settings was stopped early, if one was:
+    the same distillation would be stopped again (it is deterministic)."""
+    if key is None:
+        return None
+    for record in read_trials(tune_dir):
+        if record.state == "pruned" and record.compress_key == key:
+            return f"same prune/distill settings as trial {record.number}: {record.reason}"
+    return None
+
+
 def _run_one(
     study: Any,
     recipe: Any,
@@ -372,6 +392,10 @@ def _run_one(
         params = sample_params(trial, space, recipe)
         trial.set_user_attr("recipe_params", params)
         trial_rec = trial_recipe(recipe, space, params)
+        compress_key = _compress_key(trial_rec)
+        hopeless = _known_hopeless(tune_dir, compress_key)
+        if hopeless is not None:
+            raise HopelessTrial(hopeless)
         if build_dir.exists():
             shutil.rmtree(build_dir)
         log.info("trial %d: %s", trial.number, params)
@@ -393,6 +417,7 @@ def _run_one(
             started=started,
             worker=worker,
         )
+        record.compress_key = compress_key
     except HopelessTrial as exc:
         record = failed_record(
             trial.number,
@@ -405,6 +430,7 @@ def _run_one(
             worker=worker,
             build_dir=build_dir,
         )
+        record.compress_key = _compress_key(trial_rec) if trial_rec is not None else None
         append_trial(tune_dir, record)
         study.tell(trial, state=TrialState.PRUNED)
         log.info("trial %d pruned: %s", trial.number, exc.reason)
