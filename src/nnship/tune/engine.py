@@ -306,7 +306,7 @@ def run_tune(
         gc.unfreeze()
         if progress is not None:
             progress.stop()
-    run.records = read_trials(tune_dir)
+    run.records = all_records(study, tune_dir)
     pareto = compute_pareto(run.records, list(cfg.objectives), dict(cfg.constraints))
     if retime and "latency" in cfg.objectives and pareto.groups:
         pareto = _retime(pareto, fingerprint.id, recipe)
@@ -336,6 +336,29 @@ def _retime(pareto: ParetoFile, fingerprint_id: str, recipe: Any) -> ParetoFile:
     except NnshipError as exc:  # a front whose artifact went missing: keep the trial numbers
         log.warning("re-timing the fronts failed: %s", exc)
         return pareto
+
+
+RECORD_ATTR = "nnship_record"
+"""The trial's `TrialRecord` (JSON) in the study storage, so every worker sees every trial."""
+
+
+def _save(study: Any, trial: Any, tune_dir: Path, record: TrialRecord) -> None:
+    append_trial(tune_dir, record)
+    try:
+        trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
+    except Exception as exc:  # the line in trials.jsonl is there; the storage copy is a bonus
+        log.warning("trial %d: cannot store its record in the study: %s", record.number, exc)
+
+
+def all_records(study: Any, tune_dir: Path) -> list[TrialRecord]:
+    """Every finished trial of the study: this folder's `trials.jsonl` and the records other
+    workers stored in the study (on a server storage they write to their own folders)."""
+    by_number = {r.number: r for r in read_trials(tune_dir)}
+    for trial in study.get_trials(deepcopy=False):
+        data = trial.user_attrs.get(RECORD_ATTR)
+        if data is not None and trial.number not in by_number:
+            by_number[trial.number] = TrialRecord.model_validate(data)
+    return [by_number[n] for n in sorted(by_number)]
 
 
 def _compress_key(recipe: Any) -> str | None:
@@ -431,7 +454,7 @@ def _run_one(
             build_dir=build_dir,
         )
         record.compress_key = _compress_key(trial_rec) if trial_rec is not None else None
-        append_trial(tune_dir, record)
+        _save(study, trial, tune_dir, record)
         study.tell(trial, state=TrialState.PRUNED)
         log.info("trial %d pruned: %s", trial.number, exc.reason)
         return record
@@ -450,13 +473,13 @@ def _run_one(
             worker=worker,
             build_dir=build_dir,
         )
-        append_trial(tune_dir, record)
+        _save(study, trial, tune_dir, record)
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s", trial.number, reason)
         return record
     values, constraints = _optuna_values(record, space)
     trial.set_user_attr(CONSTRAINTS_ATTR, constraints)
     trial.set_user_attr("feasible", record.feasible)
-    append_trial(tune_dir, record)  # first the record, then the storage: nothing is lost
+    _save(study, trial, tune_dir, record)  # first the record, then the tell: nothing is lost
     study.tell(trial, values)
     return record

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 DEFAULT_DB_NAME = "study.db"
+OPEN_ATTEMPTS = 3
+OPEN_RETRY_S = 0.5
 DEFAULT_HEARTBEAT_S = 60
 """Seconds between heartbeats of a running trial on a server storage (grace: 2 intervals)."""
 
@@ -98,17 +101,25 @@ def open_storage(
             "grace_period": 2 * heartbeat_interval,
             "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(),
         }
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-    except ImportError as exc:  # a missing database driver (psycopg2, ...)
-        raise StorageError(
-            f"Cannot open tune storage '{redact_url(url)}': {exc}; install the database driver"
-        ) from exc
-    except Exception as exc:  # sqlalchemy's OperationalError and friends: say where, no traceback
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StorageError(
-            f"Cannot open tune storage '{redact_url(url)}': {detail[0] if detail else exc}"
-        ) from exc
+    last: Exception | None = None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except ImportError as exc:  # a missing database driver (psycopg2, ...)
+            raise StorageError(
+                f"Cannot open tune storage '{redact_url(url)}': {exc}; install the database driver"
+            ) from exc
+        except Exception as exc:  # sqlalchemy's OperationalError and friends
+            # Workers started together race to create the schema of a new database (one
+            # fails on the version table's unique key): the schema is there a moment later.
+            last = exc
+            log.debug("opening %s failed (attempt %d): %s", redact_url(url), attempt + 1, exc)
+            time.sleep(OPEN_RETRY_S * (attempt + 1))
+    assert last is not None
+    detail = str(getattr(last, "orig", None) or last).strip().splitlines()
+    raise StorageError(
+        f"Cannot open tune storage '{redact_url(url)}': {detail[0] if detail else last}"
+    ) from last
 
 
 class HeartbeatThread:
