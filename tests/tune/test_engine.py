@@ -19,6 +19,7 @@ def _points(records):
     return [tuple(sorted(r.params.items())) for r in records]
 
 
+@pytest.mark.slow
 def test_grid_covers_every_point_once_and_shares_stages(tune_recipe, tmp_path):
     recipe = tune_recipe(
         """
@@ -70,7 +71,7 @@ def test_the_same_seed_gives_the_same_trials(tune_recipe, tmp_path, shared_cache
         """
         [tune]
         sampler = "tpe"
-        trials = 3
+        trials = 2
         seed = 7
         [tune.space]
         "quantize.method" = ["minmax", "percentile", "mse"]
