@@ -18,6 +18,7 @@ from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
 from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
+from nnship.api.runtime import RunResult, run_bundle
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
 from nnship.recipe import Recipe, load_recipe
@@ -36,9 +37,10 @@ COMMANDS = {
     "prune": prune,
     "quantize": quantize,
     "report": report,
+    "run": run_bundle,
     "validate": validate,
 }
-"""CLI verb -> the API function it calls."""
+"""CLI verb -> the API function it calls (named like the verb, except `run` -> `run_bundle`)."""
 
 __all__ = [
     "COMMANDS",
@@ -48,6 +50,7 @@ __all__ = [
     "PruneReport",
     "Recipe",
     "RenderedReport",
+    "RunResult",
     "bench",
     "build",
     "calibrate",
@@ -62,5 +65,6 @@ __all__ = [
     "prune",
     "quantize",
     "report",
+    "run_bundle",
     "validate",
 ]

@@ -50,6 +50,7 @@ def api_markdown() -> str:
     parts = [HEADER]
     for name in sorted(api.COMMANDS):
         func = api.COMMANDS[name]
+        name = func.__name__  # the verb, or e.g. run_bundle for `nnship run`
         doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
         parts.append(f"## `api.{name}`\n\n```python\n{_signature(name, func)}\n```\n\n{doc}\n")
     return "\n".join(parts)
