@@ -64,7 +64,9 @@ def _run_ort(path: Path, x: np.ndarray) -> np.ndarray:
 def _run_ov(xml: Path, x: np.ndarray) -> np.ndarray:
     import openvino as ov
 
-    compiled = ov.Core().compile_model(str(xml), "CPU")
+    # f32 pinned as nnship's OpenVINO backend does (a bf16-capable CPU would otherwise run the
+    # float layers in bf16)
+    compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return np.array(compiled({"x": x})[compiled.outputs[0]])
 
 

@@ -44,6 +44,14 @@ def test_an_exact_target_is_picked_exactly(bundle, target):
     assert result.passed and result.target == target and result.samples == 4
 
 
+def test_openvino_fp32_computes_in_fp32_like_onnxruntime(bundle):
+    """On a CPU with bf16 units OpenVINO would run float layers in bf16 unless pinned."""
+    x = bundle.sample_inputs()
+    ov_out = bundle.session("openvino/fp32").run(x)["logits"]
+    ort_out = bundle.session("onnxruntime/fp32").run(x)["logits"]
+    np.testing.assert_allclose(ov_out, ort_out, atol=1e-5, rtol=1e-5)
+
+
 def test_a_backend_name_picks_its_best_artifact(bundle):
     assert bundle.session("onnxruntime").target == "onnxruntime/int8"
     assert bundle.session("openvino").target == "openvino/int8"

@@ -182,11 +182,22 @@ class OpenVinoSession(Session):
         try:
             core = ov.Core()
             model = core.read_model(str(path))
-            self._compiled = core.compile_model(model, self.device)
+            self._compiled = core.compile_model(model, self.device, self._config())
         except Exception as exc:
             raise BundleError(f"{path}: openvino cannot load it on {self.device}: {exc}") from None
         self._order = self._match_outputs([sorted(o.get_names()) for o in self._compiled.outputs])
         self._request = self._compiled.create_infer_request()
+
+    def _config(self) -> dict[str, str]:
+        """The compile settings nnship validated the artifact with: float math pinned to f32
+        except for "bf16" artifacts (on a CPU with avx512_bf16/AMX, OpenVINO's CPU plugin
+        otherwise runs float layers in bf16 and an FP32 artifact drifts ~1e-2 from its stored
+        outputs; the GPU plugin defaults to f16), and the latency hint."""
+        plugin = self.device.split(".")[0].split(":")[0]
+        if plugin not in ("CPU", "GPU"):
+            return {}  # NPU/AUTO/...: the plugin's own choice
+        precision = "bf16" if self.artifact.precision == "bf16" else "f32"
+        return {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = self._request.infer(feeds)
