@@ -126,6 +126,7 @@ def run_bundle(
     image: str | Path | None = None,
     target: str = "auto",
     device: str | None = None,
+    threads: int | None = None,
     output: str | Path | None = None,
     top_k: int = 5,
 ) -> RunResult:
@@ -135,7 +136,8 @@ def run_bundle(
     arrays) or `image` (any file Pillow decodes; the bundle's declared preprocessing turns it
     into the model input). `target`: "auto" (default: OpenVINO when installed, else ONNX
     Runtime), a backend name, or an artifact id ("openvino/int8"); `device`: see
-    `nnship.runtime.Bundle.session`. `output`: also write every output to this `.npz`.
+    `nnship.runtime.Bundle.session`; `threads`: inference threads (default: the runtime's).
+    `output`: also write every output to this `.npz`.
     `top_k`: classes listed per sample (default 5) for (batch, classes) outputs when the
     bundle declares labels. Wrong input names, shapes or dtypes, an undecodable image or one
     with the wrong channel count are errors naming the tensor or file (exit 2)."""
@@ -165,7 +167,7 @@ def run_bundle(
     else:
         source = str(inputs)
         feeds = _load_arrays(Path(inputs), input_names)
-    with loaded.session(target, device=device) as model:
+    with loaded.session(target, device=device, threads=threads) as model:
         outputs = model.run(feeds)
         result = RunResult(
             bundle=Path(bundle), name=loaded.name, target=model.target, device=model.device,

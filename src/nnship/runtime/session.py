@@ -72,12 +72,14 @@ class Session:
     backend = ""
 
     def __init__(self, artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, ...],
-                 outputs: tuple[TensorInfo, ...], device: str) -> None:  # fmt: skip
+                 outputs: tuple[TensorInfo, ...], device: str,
+                 threads: int | None = None) -> None:  # fmt: skip
         self.artifact = artifact
         self.target = artifact.id
         self.device = device
         self.inputs = inputs
         self.outputs = outputs
+        self.threads = threads
         self._closed = False
         self._open(root / artifact.entry)
 
@@ -157,8 +159,11 @@ class OnnxRuntimeSession(Session):
         }[self.device]
         available = ort.get_available_providers()
         try:
+            options = ort.SessionOptions()
+            if self.threads is not None:
+                options.intra_op_num_threads = self.threads
             self._session = ort.InferenceSession(
-                str(path), providers=[p for p in providers if p in available]
+                str(path), options, providers=[p for p in providers if p in available]
             )
         except Exception as exc:
             raise BundleError(f"{path}: onnxruntime cannot load it: {exc}") from None
@@ -197,7 +202,10 @@ class OpenVinoSession(Session):
         if plugin not in ("CPU", "GPU"):
             return {}  # NPU/AUTO/...: the plugin's own choice
         precision = "bf16" if self.artifact.precision == "bf16" else "f32"
-        return {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if self.threads is not None and plugin == "CPU":
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        return config
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = self._request.infer(feeds)
@@ -211,7 +219,8 @@ class OpenVinoSession(Session):
 
 
 def open_session(artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, ...],
-                 outputs: tuple[TensorInfo, ...], device: str | None) -> Session:  # fmt: skip
+                 outputs: tuple[TensorInfo, ...], device: str | None,
+                 threads: int | None = None) -> Session:  # fmt: skip
     from .targets import runtime_info
 
     if artifact.backend == "openvino":
@@ -219,12 +228,12 @@ def open_session(artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, .
         if device is None:
             # the device it was validated on when this machine has it, else the CPU plugin
             device = artifact.device if artifact.device in have else "CPU"
-        elif device not in have and device.split(":")[0] not in ("AUTO", "HETERO", "MULTI"):
+        elif not _openvino_has(have, device):
             raise BundleError(f"device {device!r}: OpenVINO here offers {list(have)}")
-        return OpenVinoSession(artifact, root, inputs, outputs, device)
+        return OpenVinoSession(artifact, root, inputs, outputs, device, threads)
     providers = runtime_info("onnxruntime").devices
     if artifact.backend == "tensorrt":
-        return OnnxRuntimeSession(artifact, root, inputs, outputs, device or "TENSORRT")
+        return OnnxRuntimeSession(artifact, root, inputs, outputs, device or "TENSORRT", threads)
     if device is None:
         device = "CUDA" if "CUDAExecutionProvider" in providers else "CPU"
     device = device.upper()
@@ -232,4 +241,11 @@ def open_session(artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, .
         raise BundleError(f"device {device!r}: onnxruntime artifacts run on CPU or CUDA")
     if device == "CUDA" and "CUDAExecutionProvider" not in providers:
         raise BundleError(f"device 'CUDA': onnxruntime here offers {list(providers)}")
-    return OnnxRuntimeSession(artifact, root, inputs, outputs, device)
+    return OnnxRuntimeSession(artifact, root, inputs, outputs, device, threads)
+
+
+def _openvino_has(devices: tuple[str, ...], device: str) -> bool:
+    """ "GPU" matches "GPU.0"; virtual devices (AUTO:GPU,CPU, HETERO, MULTI) are OpenVINO's."""
+    if device.split(":")[0] in ("AUTO", "HETERO", "MULTI"):
+        return True
+    return any(d == device or d.split(".")[0] == device for d in devices)
