@@ -14,17 +14,21 @@ the pip extra). See docs/api.md.
 from __future__ import annotations
 
 from nnship.api.backends import check, compile
+from nnship.api.bundle import bundle, bundle_verify
 from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
 from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
+from nnship.bundle.verify import VerifyResult
+from nnship.bundle.writer import BundleResult
 from nnship.recipe import Recipe, load_recipe
 
 COMMANDS = {
     "bench": bench,
     "build": build,
+    "bundle": bundle,
     "calibrate": calibrate,
     "check": check,
     "compare": compare,
@@ -40,16 +44,24 @@ COMMANDS = {
 }
 """CLI verb -> the API function it calls."""
 
+SUBCOMMANDS = {"bundle verify": bundle_verify}
+"""Second-level verbs (`nnship bundle verify DIST`) -> the API function each calls."""
+
 __all__ = [
     "COMMANDS",
     "BuildResult",
+    "BundleResult",
     "CheckResult",
     "DistillReport",
     "PruneReport",
     "Recipe",
     "RenderedReport",
+    "SUBCOMMANDS",
+    "VerifyResult",
     "bench",
     "build",
+    "bundle",
+    "bundle_verify",
     "calibrate",
     "check",
     "compare",

@@ -48,8 +48,9 @@ def api_markdown() -> str:
     from nnship import api
 
     parts = [HEADER]
-    for name in sorted(api.COMMANDS):
-        func = api.COMMANDS[name]
+    functions = {**api.COMMANDS, **{f.__name__: f for f in api.SUBCOMMANDS.values()}}
+    for name in sorted(functions):
+        func = functions[name]
         doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
         parts.append(f"## `api.{name}`\n\n```python\n{_signature(name, func)}\n```\n\n{doc}\n")
     return "\n".join(parts)
