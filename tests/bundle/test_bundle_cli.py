@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from conftest import recipe_text
+from bundle_recipes import recipe_text
 
 
 def test_bundle_then_verify_on_the_command_line(run_cli, built, tmp_path):
@@ -37,8 +37,10 @@ def test_bad_inputs_exit_2_naming_what(run_cli, built, tmp_path):
 
 
 def test_build_with_a_bundle_section_ends_with_the_bundle(
-    run_cli, trained_digits_cnn, digits_npz, tmp_path
+    built, trained_digits_cnn, digits_npz, tmp_path
 ):
+    from nnship import api
+
     (tmp_path / "labels.txt").write_text("\n".join(str(i) for i in range(10)) + "\n")
     extra = """
     [bundle]
@@ -54,25 +56,34 @@ def test_build_with_a_bundle_section_ends_with_the_bundle(
     """
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(recipe_text(trained_digits_cnn, digits_npz, extra))
-    proc = run_cli("build", recipe, "-o", tmp_path / "build", "--set",
-                   'backends.targets=["onnxruntime", "openvino"]')  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    # the shared build's stage cache: every stage is reused, the bundle is new
+    result = api.build(recipe, output_dir=tmp_path / "build", cache=built / "cache")
+    assert result.exit_code == 0 and result.stages["bundle"] == "written"
     dist = tmp_path / "dist" / "tiny"  # relative to the recipe
-    assert f"bundle: {dist}" in proc.stdout
+    assert result.bundle_path == dist and result.to_dict()["bundle_path"] == str(dist)
     manifest = json.loads((dist / "manifest.json").read_text())
     assert [a["id"] for a in manifest["artifacts"]] == ["openvino/int8"]
     assert manifest["labels"][9] == "9" and manifest["samples"]["count"] == 2
     assert manifest["preprocessing"]["color"] == "GRAY"
-    assert run_cli("bundle", "verify", dist).returncode == 0
+    assert manifest["recipe"]["bundle"]["targets"] == ["openvino/int8"]
+    assert api.bundle_verify(dist).ok
 
 
 def test_a_bundle_target_the_recipe_does_not_build_fails_before_any_stage(
-    run_cli, trained_digits_cnn, digits_npz, tmp_path
+    trained_digits_cnn, digits_npz, tmp_path
 ):
+    import pytest
+
+    from nnship import api
+    from nnship.errors import RecipeError
+
     extra = '\n[bundle]\ntargets = ["tensorrt/fp16"]\n'
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(recipe_text(trained_digits_cnn, digits_npz, extra))
-    proc = run_cli("build", recipe, "-o", tmp_path / "build")
-    assert proc.returncode == 2
-    assert "[bundle] targets: tensorrt/fp16 is not built by this recipe" in proc.stderr
-    assert not (tmp_path / "build" / "export").exists()  # nothing expensive ran
+    with pytest.raises(RecipeError, match=r"\[bundle\] targets: tensorrt/fp16 is not built"):
+        api.build(recipe, output_dir=tmp_path / "build")
+    assert not (tmp_path / "build").exists()  # nothing ran, nothing left
+    bad = recipe_text(trained_digits_cnn, digits_npz, '\n[bundle]\nlabels_file = "nope.txt"\n')
+    recipe.write_text(bad)
+    with pytest.raises(RecipeError, match=r"\[bundle\] labels_file: file .*nope.txt"):
+        api.build(recipe, output_dir=tmp_path / "build")
