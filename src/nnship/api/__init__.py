@@ -19,6 +19,7 @@ from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
 from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
+from nnship.api.runtime import RunResult, run_bundle
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
 from nnship.bundle.verify import VerifyResult
@@ -40,9 +41,10 @@ COMMANDS = {
     "prune": prune,
     "quantize": quantize,
     "report": report,
+    "run": run_bundle,
     "validate": validate,
 }
-"""CLI verb -> the API function it calls."""
+"""CLI verb -> the API function it calls (named like the verb, except `run` -> `run_bundle`)."""
 
 SUBCOMMANDS = {"bundle verify": bundle_verify}
 """Second-level verbs (`nnship bundle verify DIST`) -> the API function each calls."""
@@ -56,6 +58,7 @@ __all__ = [
     "PruneReport",
     "Recipe",
     "RenderedReport",
+    "RunResult",
     "SUBCOMMANDS",
     "VerifyResult",
     "bench",
@@ -74,5 +77,6 @@ __all__ = [
     "prune",
     "quantize",
     "report",
+    "run_bundle",
     "validate",
 ]

@@ -48,7 +48,9 @@ def api_markdown() -> str:
     from nnship import api
 
     parts = [HEADER]
-    functions = {**api.COMMANDS, **{f.__name__: f for f in api.SUBCOMMANDS.values()}}
+    # by the function's name: the verb, `run_bundle` for `nnship run`, `bundle_verify` for
+    # `nnship bundle verify`
+    functions = {f.__name__: f for f in [*api.COMMANDS.values(), *api.SUBCOMMANDS.values()]}
     for name in sorted(functions):
         func = functions[name]
         doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
