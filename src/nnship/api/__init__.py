@@ -14,6 +14,7 @@ the pip extra). See docs/api.md.
 from __future__ import annotations
 
 from nnship.api.backends import check, compile
+from nnship.api.bundle import bundle, bundle_verify
 from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
@@ -21,11 +22,14 @@ from nnship.api.results import CheckResult, DistillReport, PruneReport, Rendered
 from nnship.api.runtime import RunResult, run_bundle
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
+from nnship.bundle.verify import VerifyResult
+from nnship.bundle.writer import BundleResult
 from nnship.recipe import Recipe, load_recipe
 
 COMMANDS = {
     "bench": bench,
     "build": build,
+    "bundle": bundle,
     "calibrate": calibrate,
     "check": check,
     "compare": compare,
@@ -42,17 +46,25 @@ COMMANDS = {
 }
 """CLI verb -> the API function it calls (named like the verb, except `run` -> `run_bundle`)."""
 
+SUBCOMMANDS = {"bundle verify": bundle_verify}
+"""Second-level verbs (`nnship bundle verify DIST`) -> the API function each calls."""
+
 __all__ = [
     "COMMANDS",
     "BuildResult",
+    "BundleResult",
     "CheckResult",
     "DistillReport",
     "PruneReport",
     "Recipe",
     "RenderedReport",
     "RunResult",
+    "SUBCOMMANDS",
+    "VerifyResult",
     "bench",
     "build",
+    "bundle",
+    "bundle_verify",
     "calibrate",
     "check",
     "compare",

@@ -25,6 +25,7 @@ from nnship.recipe.format import dumps_toml, format_validation_error
 from nnship.recipe.paths import cache_dir, resolve_paths
 from nnship.recipe.sections import (
     BackendsConfig,
+    BundleConfig,
     DataConfig,
     DistillConfig,
     ExportConfig,
@@ -133,6 +134,8 @@ class Recipe(BaseModel):
     quantize: QuantizeConfig | None = None
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
     validation: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    bundle: BundleConfig | None = None
+    """`[bundle]`: end the build with a deployable bundle (`nnship.bundle.config`)."""
 
     _path: Path | None = None
     _base_dir: Path = Path(".")
