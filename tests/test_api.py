@@ -26,6 +26,7 @@ COMMANDS = (
     "report",
     "demo",
     "run",
+    "bundle",
 )
 
 
