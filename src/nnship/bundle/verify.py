@@ -6,8 +6,9 @@ Checks, in order (the first failing one is raised as a `BundleError` naming the 
 2. the files on disk are exactly `files` (no missing, no extra), each with its size (a
    truncated file) and SHA-256 (a modified byte); every artifact's files, entry, expected
    outputs and the sample inputs are among them;
-3. smoke inference: every artifact whose runtime is installed here runs the sample inputs and
-   must match its expected outputs within its tolerance (`nnship.bundle.tolerance`). Artifacts
+3. smoke inference: every artifact whose runtime is installed here runs the sample inputs
+   through `nnship.runtime` (the device-side loader) and must match its expected outputs
+   within its tolerance (`nnship.bundle.tolerance` states the rule). Artifacts
    whose runtime is missing, and TensorRT kits (no engine in a bundle), are skipped with the
    reason.
 """
@@ -20,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nnship.bundle.manifest import (
     MANIFEST_NAME,
     ArtifactEntry,
@@ -29,7 +28,7 @@ from nnship.bundle.manifest import (
     Manifest,
     load_manifest,
 )
-from nnship.bundle.tolerance import OutputCheck, check_output
+from nnship.bundle.tolerance import OutputCheck
 from nnship.fileio import sha256_file
 
 log = logging.getLogger(__name__)
@@ -150,16 +149,9 @@ def _check_references(root: Path, manifest: Manifest, listed: dict[str, Any]) ->
         raise BundleError(f"{where}: samples.inputs '{manifest.samples.inputs}' is not listed")
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"'{path}' is not a readable .npz archive: {exc}") from None
-
-
 def smoke_test(root: Path, manifest: Manifest, entry: ArtifactEntry) -> ArtifactCheck:
-    """Run one artifact on the sample inputs and compare with its expected outputs."""
+    """Run one artifact on the sample inputs through `nnship.runtime` (the loader a device
+    uses) and compare with its expected outputs (`nnship.bundle.tolerance`'s rule)."""
     if entry.expected is None or entry.tolerance is None or manifest.samples is None:
         why = "no expected outputs stored"
         if entry.backend == "tensorrt":
@@ -168,36 +160,35 @@ def smoke_test(root: Path, manifest: Manifest, entry: ArtifactEntry) -> Artifact
     package = entry.runtime.package
     if importlib.util.find_spec(package) is None:
         return ArtifactCheck(entry.id, "skipped", f"{package} is not installed here")
-    inputs = _load_npz(root / manifest.samples.inputs)
-    expected = _load_npz(root / entry.expected)
-    got = _run(root, entry, inputs)
+    from nnship.runtime import Bundle
+    from nnship.runtime.errors import BundleError as RuntimeBundleError
+
+    try:
+        bundle = Bundle.load(root)
+        why_not = bundle.runnable_targets().get(entry.id)
+        if why_not:
+            return ArtifactCheck(entry.id, "skipped", why_not)
+        result = bundle.smoke_test(entry.id)
+    except RuntimeBundleError as exc:
+        raise BundleError(f"{entry.id}: the smoke inference failed: {exc}") from None
     tol = entry.tolerance
-    outputs = []
-    for name, want in sorted(expected.items()):
-        if name not in got:
-            outputs.append(OutputCheck(name, False, float("inf"), None, "output missing"))
-            continue
-        outputs.append(
-            check_output(
-                name, got[name], want, atol=tol.atol, rtol=tol.rtol, min_cosine=tol.min_cosine
-            )
+    outputs = [
+        OutputCheck(
+            o.name,
+            o.passed,
+            o.max_abs_error,
+            o.min_cosine,
+            ""
+            if o.passed
+            else f"max |diff| {o.max_abs_error:.3g} > atol {tol.atol:.3g} + rtol {tol.rtol:g}"
+            f"*|expected| and min cosine {o.min_cosine} < {tol.min_cosine}",
         )
+        for o in result.outputs
+    ]
     bad = [o for o in outputs if not o.passed]
     if bad:
         reason = "; ".join(
             f"output '{o.name}' differs from {entry.expected}: {o.reason}" for o in bad
         )
-        return ArtifactCheck(entry.id, "failed", reason, outputs)
-    return ArtifactCheck(entry.id, "passed", "", outputs)
-
-
-def _run(root: Path, entry: ArtifactEntry, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    # TODO(lead): run through nnship.runtime (Bundle.load(root).session(target=entry.id)) once
-    # h-runtime is merged, so verify exercises the device-side loader too.
-    from nnship.bundle.samples import run_model
-    from nnship.errors import NnshipError
-
-    try:
-        return run_model(entry.backend, root / entry.entry, inputs, threads=1)
-    except NnshipError as exc:
-        raise BundleError(f"{entry.id}: the smoke inference failed: {exc}") from None
+        return ArtifactCheck(entry.id, "failed", f"{reason} (on {result.device})", outputs)
+    return ArtifactCheck(entry.id, "passed", f"on {result.device}", outputs)
