@@ -80,23 +80,25 @@ def _load_arrays(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
 
 
 def decode_image(path: Path) -> np.ndarray:
-    """An image file as an (H, W[, C]) uint8 array, EXIF orientation applied; palette images
-    become RGB. Anything Pillow cannot decode is a `DataError` naming the file."""
+    """An image file as an (H, W[, C]) uint8 array, EXIF orientation applied; palette, CMYK
+    and YCbCr images become RGB, other modes stay as decoded (grey, RGBA: the preprocessing
+    refuses a channel count it does not take). Anything Pillow cannot decode is a
+    `DataError` naming the file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("P", "PA"):
-                img = img.convert(
-                    "RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB"
-                )
-            if img.mode == "1":
-                img = img.convert("L")
+        with Image.open(path) as opened:
+            img = ImageOps.exif_transpose(opened)
+            if img.mode in ("P", "CMYK", "YCbCr"):  # colour images in another encoding; a
+                img = img.convert("RGB")  # palette's transparency entry is not an alpha channel
+            elif img.mode in ("PA", "1"):
+                img = img.convert({"PA": "RGBA", "1": "L"}[img.mode])
             return np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (
+        UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
+    ) as exc:  # fmt: skip
         raise DataError(f"{path}: not a decodable image: {exc}") from None
 
 
@@ -166,6 +168,7 @@ def run_bundle(
         feeds = dict(inputs)
     else:
         source = str(inputs)
+        assert inputs is not None  # exactly one of inputs/image, checked above
         feeds = _load_arrays(Path(inputs), input_names)
     with loaded.session(target, device=device, threads=threads) as model:
         outputs = model.run(feeds)
@@ -177,6 +180,6 @@ def run_bundle(
         from nnship.fileio import atomic_path
 
         with atomic_path(Path(output)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **outputs)  # a file object: np.savez would append ".npz" to a name
+            np.savez(f, **outputs)  # type: ignore[arg-type]  # a file object: a name would get ".npz" appended
         result.output_path = Path(output)
     return result

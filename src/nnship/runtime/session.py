@@ -223,15 +223,21 @@ def open_session(artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, .
                  threads: int | None = None) -> Session:  # fmt: skip
     from .targets import runtime_info
 
+    def devices(package: str) -> tuple[str, ...]:
+        info = runtime_info(package)
+        assert info is not None, "choose_artifact only returns runnable artifacts"
+        return info.devices
+
     if artifact.backend == "openvino":
-        have = runtime_info("openvino").devices
+        have = devices("openvino")
         if device is None:
             # the device it was validated on when this machine has it, else the CPU plugin
-            device = artifact.device if artifact.device in have else "CPU"
+            validated = artifact.device
+            device = validated if validated and _openvino_has(have, validated) else "CPU"
         elif not _openvino_has(have, device):
             raise BundleError(f"device {device!r}: OpenVINO here offers {list(have)}")
         return OpenVinoSession(artifact, root, inputs, outputs, device, threads)
-    providers = runtime_info("onnxruntime").devices
+    providers = devices("onnxruntime")
     if artifact.backend == "tensorrt":
         return OnnxRuntimeSession(artifact, root, inputs, outputs, device or "TENSORRT", threads)
     if device is None:
