@@ -145,10 +145,12 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Bundle:
-        """Reads `path/manifest.json` and checks its structure and schema version, then every
+        """Reads `path/manifest.json` (`path` may also be the manifest itself) and checks its structure and schema version, then every
         file it lists (size, then SHA-256) before any runtime reads one. `BundleError` names the
         file or field at fault."""
         root = Path(path)
+        if root.name == MANIFEST and root.is_file():  # the manifest's path for its folder's
+            root = root.parent
         info = read_manifest(root)
         verify_files(root, info.files)
         return cls(root, info)

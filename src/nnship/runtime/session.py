@@ -167,6 +167,11 @@ class OnnxRuntimeSession(Session):
             )
         except Exception as exc:
             raise BundleError(f"{path}: onnxruntime cannot load it: {exc}") from None
+        active = self._session.get_providers()
+        if self.device != "CPU" and active and active[0] == "CPUExecutionProvider":
+            # ORT falls back to the CPU (with a warning) when a GPU provider cannot start,
+            # e.g. CUDA libraries missing: say where it really runs
+            self.device = "CPU"
         self._order = self._match_outputs([[o.name] for o in self._session.get_outputs()])
         names = [o.name for o in self._session.get_outputs()]
         self._fetch = [names[i] for i in self._order]
