@@ -26,6 +26,8 @@ COMMANDS = (
     "report",
     "demo",
     "tune",
+    "run",
+    "bundle",
 )
 
 
@@ -34,8 +36,12 @@ def test_one_function_per_cli_command():
     as the command it serves (the CLI side is walked in tests/cli)."""
     assert sorted(api.COMMANDS) == sorted(COMMANDS)
     for name in COMMANDS:
-        assert api.COMMANDS[name] is getattr(api, name), name
-        assert getattr(api, name).__doc__.startswith(f"`nnship {name}"), name
+        func = api.COMMANDS[name]  # named like the verb, except `run` -> `run_bundle`
+        assert func is getattr(api, func.__name__), name
+        assert func.__doc__.startswith(f"`nnship {name}"), name
+    for verb, func in api.SUBCOMMANDS.items():  # `nnship bundle verify` -> bundle_verify
+        assert func is getattr(api, func.__name__), verb
+        assert func.__doc__.startswith(f"`nnship {verb}`"), verb
 
 
 def test_importing_the_api_loads_no_stage_or_runtime():

@@ -26,7 +26,7 @@ def test_the_recipe_still_knows_every_stage_section():
     code = (
         "from nnship.recipe import section_available\n"
         "print(all(section_available(s) for s in "
-        "('data', 'export', 'prune', 'distill', 'quantize', 'backends', 'validate')))\n"
+        "('data', 'export', 'prune', 'distill', 'quantize', 'backends', 'validate', 'bundle')))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False

@@ -13,6 +13,7 @@ from nnship.cli import main as cli_main
 ARGV = {
     "bench": ["m.onnx"],
     "build": ["recipe.toml"],
+    "bundle": ["build/demo", "-o", "dist/demo"],
     "calibrate": ["m.onnx", "--data", "d.npz"],
     "check": ["m.onnx"],
     "compare": ["a.json", "b.json"],
@@ -25,6 +26,7 @@ ARGV = {
     "quantize": ["m.onnx", "-o", "q.onnx"],
     "report": ["r.json"],
     "tune": ["recipe.toml"],
+    "run": ["dist", "--input", "x.npy"],
     "validate": ["--data", "d.npz", "--baseline", "m.onnx", "--candidate", "q.onnx"],
 }
 
@@ -55,17 +57,47 @@ def test_handler_calls_exactly_its_api_function(verb, monkeypatch, tmp_path):
 
         return call
 
-    for name in api.COMMANDS:
-        monkeypatch.setattr(api, name, stand_in(name))
+    for name, func in api.COMMANDS.items():
+        monkeypatch.setattr(api, func.__name__, stand_in(name))
     with pytest.raises(_Called):
         cli_main.main([verb, *ARGV[verb]])
     assert calls == [verb]
 
 
-@pytest.mark.parametrize("name", sorted(api.COMMANDS))
+SUB_ARGV = {
+    "bundle verify": ["bundle", "verify", "dist/demo"],
+    "tune show": ["tune", "show", "build/tune"],
+    "tune promote": ["tune", "promote", "build/tune", "--trial", "3", "-o", "best.toml"],
+}
+
+
+@pytest.mark.parametrize("verb", sorted(SUB_ARGV))
+def test_second_level_verb_calls_exactly_its_api_function(verb, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    calls: list[str] = []
+    functions = [*api.COMMANDS.values(), *api.SUBCOMMANDS.values()]
+
+    def stand_in(name):
+        def call(*args, **kwargs):
+            calls.append(name)
+            raise _Called(name)
+
+        return call
+
+    for func in functions:
+        monkeypatch.setattr(api, func.__name__, stand_in(func.__name__))
+    with pytest.raises(_Called):
+        cli_main.main(SUB_ARGV[verb])
+    assert calls == [api.SUBCOMMANDS[verb].__name__]
+
+
+_ALL = {**api.COMMANDS, **{f.__name__: f for f in api.SUBCOMMANDS.values()}}
+
+
+@pytest.mark.parametrize("name", sorted(_ALL))
 def test_api_functions_are_typed_and_documented(name):
     """No `*args`/`**kwargs` pass-through; every parameter and the return are annotated."""
-    func = api.COMMANDS[name]
+    func = _ALL[name]
     signature = inspect.signature(func)
     kinds = {p.kind for p in signature.parameters.values()}
     assert (
@@ -73,12 +105,14 @@ def test_api_functions_are_typed_and_documented(name):
     )
     assert all(p.annotation is not inspect.Parameter.empty for p in signature.parameters.values())
     assert signature.return_annotation is not inspect.Signature.empty
-    assert func.__doc__ and func.__doc__.startswith(f"`nnship {name}")
+    verb = name.replace("_", " ")
+    assert func.__doc__ and func.__doc__.startswith(f"`nnship {verb}")
 
 
 @pytest.mark.parametrize("verb", sorted(ARGV))
 def test_handler_source_names_one_api_call(verb):
-    """Statically: the handler's `run` calls `api.<verb>` once and no other API function."""
+    """Statically: the handler's `run` calls its API function (`api.<verb>`; `run` calls
+    `api.run_bundle`) once and no other API function."""
     import ast
     import importlib
     import textwrap
@@ -93,7 +127,7 @@ def test_handler_source_names_one_api_call(verb):
         and isinstance(node.func.value, ast.Name)
         and node.func.value.id == "api"
     ]
-    assert api_calls == [verb]
+    assert api_calls == [api.COMMANDS[verb].__name__]
 
 
 def test_every_api_result_type_has_to_dict():

@@ -14,19 +14,24 @@ the pip extra). See docs/api.md.
 from __future__ import annotations
 
 from nnship.api.backends import check, compile
+from nnship.api.bundle import bundle, bundle_verify
 from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
 from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
 from nnship.api.tune import tune, tune_promote, tune_show
+from nnship.api.runtime import RunResult, run_bundle
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
+from nnship.bundle.verify import VerifyResult
+from nnship.bundle.writer import BundleResult
 from nnship.recipe import Recipe, load_recipe
 from nnship.tune.result import PromotedRecipe, TuneResult, TuneSummary
 
 COMMANDS = {
     "bench": bench,
     "build": build,
+    "bundle": bundle,
     "calibrate": calibrate,
     "check": check,
     "compare": compare,
@@ -39,30 +44,37 @@ COMMANDS = {
     "quantize": quantize,
     "report": report,
     "tune": tune,
+    "run": run_bundle,
     "validate": validate,
 }
-"""CLI verb -> the API function it calls."""
+"""CLI verb -> the API function it calls (named like the verb, except `run` -> `run_bundle`)."""
 
 SUBCOMMANDS = {
+    "bundle verify": bundle_verify,
     "tune show": tune_show,
     "tune promote": tune_promote,
 }
-"""CLI sub-verbs (`nnship tune show`) -> the API function each calls."""
+"""Second-level verbs (`nnship bundle verify DIST`, `nnship tune show`) -> the API function each calls."""
 
 __all__ = [
     "COMMANDS",
     "BuildResult",
+    "BundleResult",
     "CheckResult",
     "DistillReport",
     "PromotedRecipe",
     "PruneReport",
     "Recipe",
     "RenderedReport",
+    "RunResult",
     "SUBCOMMANDS",
     "TuneResult",
     "TuneSummary",
+    "VerifyResult",
     "bench",
     "build",
+    "bundle",
+    "bundle_verify",
     "calibrate",
     "check",
     "compare",
@@ -78,5 +90,6 @@ __all__ = [
     "tune",
     "tune_promote",
     "tune_show",
+    "run_bundle",
     "validate",
 ]

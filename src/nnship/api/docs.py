@@ -48,13 +48,12 @@ def api_markdown() -> str:
     from nnship import api
 
     parts = [HEADER]
-    for name in sorted(api.COMMANDS):
-        func = api.COMMANDS[name]
+    # by the function's name: the verb, `run_bundle` for `nnship run`, `bundle_verify` for
+    # `nnship bundle verify`
+    functions = {f.__name__: f for f in [*api.COMMANDS.values(), *api.SUBCOMMANDS.values()]}
+    for name in sorted(functions):
+        func = functions[name]
         doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
-        parts.append(f"## `api.{name}`\n\n```python\n{_signature(name, func)}\n```\n\n{doc}\n")
-    for func in sorted(api.SUBCOMMANDS.values(), key=lambda f: f.__name__):
-        doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
-        name = func.__name__
         parts.append(f"## `api.{name}`\n\n```python\n{_signature(name, func)}\n```\n\n{doc}\n")
     return "\n".join(parts)
 

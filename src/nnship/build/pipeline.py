@@ -4,6 +4,7 @@ Each stage lives in `nnship.build.stages.<name>`, takes the `StageContext` and i
 returns its result; this function passes results from one stage to the next:
 
     load -> compress -> export -> quantize (calibrate once) -> compile -> validate -> report
+    -> bundle (with `[bundle]`; its targets are checked before the first stage)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from nnship.build.result import BuildResult
 
 def run_pipeline(ctx: StageContext) -> BuildResult:
     """Run every stage of `ctx.recipe` into `ctx.out`; stage modules import lazily."""
+    from nnship.build.stages.bundle import check_bundle_targets, run_bundle
     from nnship.build.stages.compile import run_compile
     from nnship.build.stages.compress import run_compress
     from nnship.build.stages.export import run_export
@@ -21,6 +23,7 @@ def run_pipeline(ctx: StageContext) -> BuildResult:
     from nnship.build.stages.quantize import run_quantize
     from nnship.build.stages.validate import run_validation, save_report
 
+    check_bundle_targets(ctx)
     loaded = load_source_model(ctx)
     declared = loaded.input_specs or ctx.recipe.model.input_specs() or []
     data = open_data(ctx, dynamic_batch(declared))
@@ -31,6 +34,7 @@ def run_pipeline(ctx: StageContext) -> BuildResult:
     artifacts = run_compile(ctx, models, data.calibration)
     report = run_validation(ctx, loaded, exported, evaluation, artifacts, compressed.info)
     report_path = save_report(ctx, report)
+    bundle_path = run_bundle(ctx, report)
     return BuildResult(
         report,
         [compiled.artifact for compiled in artifacts],
@@ -39,4 +43,5 @@ def run_pipeline(ctx: StageContext) -> BuildResult:
         report_path,
         dict(ctx.stages),
         ctx.cache.root,
+        bundle_path,
     )

@@ -23,6 +23,8 @@ class BuildResult:
     """Stage name -> "ran", "reused" or "skipped", in pipeline order."""
     cache_dir: Path | None = None
     """The stage cache folder this build read and wrote."""
+    bundle_path: Path | None = None
+    """The bundle folder `[bundle]` wrote (None without `[bundle]` or when a gate failed)."""
 
     @property
     def passed(self) -> bool:
@@ -36,6 +38,7 @@ class BuildResult:
             "output_dir": str(self.output_dir),
             "report_path": str(self.report_path) if self.report_path else None,
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
+            "bundle_path": str(self.bundle_path) if self.bundle_path else None,
             "stages": dict(self.stages),
             "artifacts": [a.to_dict() for a in self.artifacts],
             "report": self.report.to_dict() if hasattr(self.report, "to_dict") else None,

@@ -128,6 +128,8 @@ def finish(result: Any, args: argparse.Namespace) -> int:
         print(f"report: {result.report_path} (+ report.md)")
         for artifact in result.artifacts:
             print(f"artifact {artifact.label}: {artifact.path}")
+        if getattr(result, "bundle_path", None):
+            print(f"bundle: {result.bundle_path} (check it with: nnship bundle verify)")
     failed = result.report.failed_gates
     if failed:
         first = failed[0]

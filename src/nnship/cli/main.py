@@ -19,6 +19,7 @@ import sys
 
 import nnship
 from nnship.errors import NnshipError
+from nnship.runtime.errors import BundleError as RuntimeBundleError
 
 log = logging.getLogger("nnship")
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(-1 if args.quiet else args.verbose)
     try:
         return int(args.func(args) or 0)
-    except NnshipError as exc:
+    except (NnshipError, RuntimeBundleError) as exc:  # the device runtime's errors: also exit 2
         if args.debug:
             log.exception("nnship failed")
         print(f"nnship: error: {exc}", file=sys.stderr)

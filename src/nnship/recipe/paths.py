@@ -95,6 +95,28 @@ def resolve_paths(recipe: Recipe, name: str, *, check_files: bool) -> None:
             # section models may be frozen: replace the section rather than mutate it
             setattr(recipe.data, split, cfg.model_copy(update={field: new}))
     _resolve_backend_paths(recipe, name)
+    _resolve_bundle_paths(recipe, name, check_files=check_files)
+
+
+def _resolve_bundle_paths(recipe: Recipe, name: str, *, check_files: bool) -> None:
+    """`[bundle] output` and `labels_file` are relative to the recipe."""
+    bundle = getattr(recipe, "bundle", None)
+    if bundle is None or not isinstance(bundle, BaseModel):
+        return
+    updates = {}
+    if getattr(bundle, "output", None):
+        updates["output"] = _resolve_file(
+            bundle.output, recipe.base_dir, f"{name}: [bundle] output", must_exist=False
+        )
+    if getattr(bundle, "labels_file", None):
+        updates["labels_file"] = _resolve_file(
+            bundle.labels_file,
+            recipe.base_dir,
+            f"{name}: [bundle] labels_file",
+            must_exist=check_files,
+        )
+    if updates:
+        recipe.bundle = bundle.model_copy(update=updates)
 
 
 def _resolve_backend_paths(recipe: Recipe, name: str) -> None:

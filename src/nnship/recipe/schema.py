@@ -25,6 +25,7 @@ from nnship.recipe.format import dumps_toml, format_validation_error
 from nnship.recipe.paths import cache_dir, resolve_paths
 from nnship.recipe.sections import (
     BackendsConfig,
+    BundleConfig,
     DataConfig,
     DistillConfig,
     ExportConfig,
@@ -136,6 +137,8 @@ class Recipe(BaseModel):
     validation: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     tune: TuneConfig | None = None
     """`[tune]`: the search space of `nnship tune` (see `nnship.tune.space`); `build` ignores it."""
+    bundle: BundleConfig | None = None
+    """`[bundle]`: end the build with a deployable bundle (`nnship.bundle.config`)."""
 
     _path: Path | None = None
     _base_dir: Path = Path(".")

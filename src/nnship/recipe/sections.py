@@ -63,6 +63,7 @@ def section_available(section: str) -> bool:
 
 if TYPE_CHECKING:  # type checkers see the real models; at run time they may be placeholders
     from nnship.backends.config import BackendsConfig
+    from nnship.bundle.config import BundleConfig
     from nnship.compress.config import DistillConfig, PruneConfig
     from nnship.exporter.config import ExportConfig
     from nnship.quantize.config import QuantizeConfig
@@ -78,3 +79,4 @@ else:
     BackendsConfig = _stage_class("backends", "nnship.backends.config", "BackendsConfig")
     ValidateConfig = _stage_class("validate", "nnship.validate.config", "ValidateConfig")
     TuneConfig = _stage_class("tune", "nnship.tune.space", "TuneConfig")
+    BundleConfig = _stage_class("bundle", "nnship.bundle.config", "BundleConfig")

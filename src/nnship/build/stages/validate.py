@@ -132,7 +132,8 @@ def _annotate(
     compression summary, the export check, stage reuse, and the resolved recipe."""
     for compiled in artifacts:
         artifact, info = compiled.artifact, compiled.quantize_info
-        if not info:
+        labels = {row.label for row in report.rows}
+        if not info or artifact.label not in labels:  # a TensorRT kit without engine: no row
             continue
         row = report.row(artifact.label)
         row.extra["quantize"] = info
