@@ -67,6 +67,14 @@ def test_run_image_applies_the_declared_preprocessing(bundle_dir, tmp_path, caps
     )
 
 
+@pytest.mark.parametrize("mode", ["P", "CMYK"])
+def test_palette_and_cmyk_images_are_colour_images(bundle_dir, tmp_path, mode):
+    path = tmp_path / ("cat.png" if mode == "P" else "cat.jpg")
+    Image.fromarray(data.chelsea()).convert(mode).save(path)
+    result = api.run_bundle(bundle_dir, image=path, target="onnxruntime/fp32")
+    assert result.outputs["logits"].shape == (1, 5)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

@@ -26,6 +26,10 @@ def test_load_reads_the_declared_model(bundle_dir):
     assert bundle.preprocessing.resize == (20, 24) and bundle.preprocessing.crop == (16, 16)
 
 
+def test_load_accepts_the_manifest_path_for_its_folder(bundle_dir):
+    assert Bundle.load(bundle_dir / "manifest.json").root == bundle_dir
+
+
 def test_a_modified_byte_is_refused_naming_the_file(bundle_copy):
     path = bundle_copy.path / "artifacts/onnxruntime-fp32/model.onnx"
     data = bytearray(path.read_bytes())

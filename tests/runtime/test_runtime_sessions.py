@@ -96,6 +96,16 @@ def test_a_runtime_older_than_the_artifact_needs_is_refused(bundle_copy):
     assert "9999.1" in bundle.runnable_targets()["openvino/int8"]
 
 
+def test_threads_reach_the_runtime(bundle):
+    with bundle.session("openvino/int8", threads=1) as model:
+        assert int(model._compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+        assert str(model._compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    with bundle.session("onnxruntime/fp32", threads=1) as model:
+        assert model._session.get_session_options().intra_op_num_threads == 1
+    with pytest.raises(BundleError, match="threads: expected a positive integer, got 0"):
+        bundle.session(threads=0)
+
+
 def test_a_device_the_runtime_lacks_is_refused(bundle):
     with pytest.raises(BundleError, match=r"device 'XPU': OpenVINO here offers \['CPU'"):
         bundle.session("openvino/fp32", device="XPU")

@@ -8,6 +8,7 @@ import json
 import subprocess
 import textwrap
 
+import numpy as np
 import pytest
 from venv_helper import RegistryUnreachable, clean_env, runtime_venv, venv_python
 
@@ -99,10 +100,12 @@ def written_bundle(tmp_path_factory, trained_digits_cnn, digits_npz):
     )
     result = api.build(recipe, output_dir=work / "build")
     assert result.exit_code == 0
-    # the digits are 0..16 grey levels: a 0..255 image scaled by 16/255
+    # the model's input is (ink / 16 - 0.3) / 0.4 (nnship.datasets.digits_images): for an
+    # 8-bit image, scale 1/255, mean 0.3, std 0.4
     written = write_bundle(
         work / "build", work / "dist" / "digits", labels=[str(i) for i in range(10)],
-        preprocessing={"resize": [8, 8], "color": "GRAY", "scale": 16 / 255},
+        preprocessing={"resize": [8, 8], "color": "GRAY", "scale": 1 / 255, "mean": [0.3],
+                       "std": [0.4]},
     )  # fmt: skip
     return written.path
 
@@ -138,3 +141,31 @@ def test_the_full_package_smoke_tests_every_artifact_of_the_written_bundle(writt
     results = [bundle.smoke_test(t) for t in bundle.targets]
     assert [r.target for r in results] == bundle.targets and len(results) == 4
     assert all(r.passed for r in results), [r.summary() for r in results]
+
+
+@pytest.mark.slow
+def test_nnship_run_reads_real_digit_images_like_the_arrays(
+    written_bundle, digits_npz, tmp_path, capsys
+):
+    """Real handwritten digits saved as 8-bit PNGs, run through the bundle's declared
+    preprocessing, give the model's answer on the original (standardized) arrays."""
+    from PIL import Image
+
+    from nnship import api
+    from nnship.cli.main import main
+
+    with np.load(digits_npz["evaluation"]) as data:
+        digits = data["x"][:16]  # (16, 1, 8, 8) float32, (ink / 16 - 0.3) / 0.4
+    on_arrays = api.run_bundle(written_bundle, inputs={"x": digits}, target="onnxruntime/fp32")
+    want = on_arrays.outputs["output"].argmax(axis=1)
+    got = []
+    for i, digit in enumerate(digits):
+        path = tmp_path / f"digit{i}.png"
+        pixels = np.clip(np.rint((digit[0] * 0.4 + 0.3) * 255), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path)
+        assert main(["run", str(written_bundle), "--image", str(path), "--target",
+                     "onnxruntime/fp32", "--json"]) == 0  # fmt: skip
+        result = json.loads(capsys.readouterr().out)
+        got.append(result["top_k"][0]["classes"][0]["index"])
+        assert result["top_k"][0]["classes"][0]["label"] == str(got[-1])
+    assert got == want.tolist()

@@ -52,9 +52,16 @@ def runtime_venv(cache_dir: Path) -> Path:
     tmp = cache_dir / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     venv.EnvBuilder(with_pip=True, system_site_packages=False, clear=True).create(tmp)
+    # build from a copy of runtime/ and the sources it points at (../src/nnship/runtime), so
+    # setuptools' in-tree build/ and egg-info never land in (or go stale in) the repository
+    source = tmp / "source"
+    shutil.copytree(REPO / "runtime", source / "runtime",
+                    ignore=shutil.ignore_patterns("build", "*.egg-info"))  # fmt: skip
+    shutil.copytree(REPO / "src/nnship/runtime", source / "src/nnship/runtime",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     cmd = [
         str(venv_python(tmp)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        str(REPO / "runtime"), f"numpy=={version('numpy')}",
+        str(source / "runtime"), f"numpy=={version('numpy')}",
         f"onnxruntime=={version('onnxruntime')}",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_CONSTRAINT")}
@@ -65,11 +72,15 @@ def runtime_venv(cache_dir: Path) -> Path:
         if any(hint in text for hint in OFFLINE_HINTS):
             raise RegistryUnreachable(text.strip().splitlines()[-1])
         raise RuntimeError(f"pip install failed:\n{text}")
+    shutil.rmtree(source)
     (tmp / ".complete").write_text("")
     shutil.rmtree(final, ignore_errors=True)
     # a venv's scripts hold its absolute path: they still run after the rename because we
     # only ever call its `python` directly
     tmp.rename(final)
+    for stale in cache_dir.glob("runtime-venv-*"):  # one venv per cache: the newest key
+        if stale != final:
+            shutil.rmtree(stale, ignore_errors=True)
     return final
 
 

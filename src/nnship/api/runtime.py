@@ -80,23 +80,25 @@ def _load_arrays(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
 
 
 def decode_image(path: Path) -> np.ndarray:
-    """An image file as an (H, W[, C]) uint8 array, EXIF orientation applied; palette images
-    become RGB. Anything Pillow cannot decode is a `DataError` naming the file."""
+    """An image file as an (H, W[, C]) uint8 array, EXIF orientation applied; palette, CMYK
+    and YCbCr images become RGB, other modes stay as decoded (grey, RGBA: the preprocessing
+    refuses a channel count it does not take). Anything Pillow cannot decode is a
+    `DataError` naming the file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("P", "PA"):
-                img = img.convert(
-                    "RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB"
-                )
-            if img.mode == "1":
-                img = img.convert("L")
+        with Image.open(path) as opened:
+            img = ImageOps.exif_transpose(opened)
+            if img.mode in ("P", "CMYK", "YCbCr"):  # colour images in another encoding; a
+                img = img.convert("RGB")  # palette's transparency entry is not an alpha channel
+            elif img.mode in ("PA", "1"):
+                img = img.convert({"PA": "RGBA", "1": "L"}[img.mode])
             return np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (
+        UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError,
+    ) as exc:  # fmt: skip
         raise DataError(f"{path}: not a decodable image: {exc}") from None
 
 
@@ -126,6 +128,7 @@ def run_bundle(
     image: str | Path | None = None,
     target: str = "auto",
     device: str | None = None,
+    threads: int | None = None,
     output: str | Path | None = None,
     top_k: int = 5,
 ) -> RunResult:
@@ -135,7 +138,8 @@ def run_bundle(
     arrays) or `image` (any file Pillow decodes; the bundle's declared preprocessing turns it
     into the model input). `target`: "auto" (default: OpenVINO when installed, else ONNX
     Runtime), a backend name, or an artifact id ("openvino/int8"); `device`: see
-    `nnship.runtime.Bundle.session`. `output`: also write every output to this `.npz`.
+    `nnship.runtime.Bundle.session`; `threads`: inference threads (default: the runtime's).
+    `output`: also write every output to this `.npz`.
     `top_k`: classes listed per sample (default 5) for (batch, classes) outputs when the
     bundle declares labels. Wrong input names, shapes or dtypes, an undecodable image or one
     with the wrong channel count are errors naming the tensor or file (exit 2)."""
@@ -164,8 +168,9 @@ def run_bundle(
         feeds = dict(inputs)
     else:
         source = str(inputs)
+        assert inputs is not None  # exactly one of inputs/image, checked above
         feeds = _load_arrays(Path(inputs), input_names)
-    with loaded.session(target, device=device) as model:
+    with loaded.session(target, device=device, threads=threads) as model:
         outputs = model.run(feeds)
         result = RunResult(
             bundle=Path(bundle), name=loaded.name, target=model.target, device=model.device,
@@ -175,6 +180,6 @@ def run_bundle(
         from nnship.fileio import atomic_path
 
         with atomic_path(Path(output)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **outputs)  # a file object: np.savez would append ".npz" to a name
+            np.savez(f, **outputs)  # type: ignore[arg-type]  # a file object: a name would get ".npz" appended
         result.output_path = Path(output)
     return result

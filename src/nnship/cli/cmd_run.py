@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", help="runtime device: OpenVINO CPU/GPU/NPU/AUTO, ONNX Runtime CPU/CUDA"
     )
+    parser.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
     parser.add_argument(
         "-o", "--output", type=Path, metavar="OUT.npz", help="write the outputs here"
     )
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     result = api.run_bundle(
         args.bundle, inputs=args.input, image=args.image, target=args.target,
-        device=args.device, output=args.output, top_k=args.top_k,
+        device=args.device, threads=args.threads, output=args.output, top_k=args.top_k,
     )  # fmt: skip
     if args.json == "-":
         json.dump(result.to_dict(), sys.stdout, indent=2, sort_keys=True)

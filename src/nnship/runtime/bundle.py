@@ -145,10 +145,12 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Bundle:
-        """Reads `path/manifest.json` and checks its structure and schema version, then every
+        """Reads `path/manifest.json` (`path` may also be the manifest itself) and checks its structure and schema version, then every
         file it lists (size, then SHA-256) before any runtime reads one. `BundleError` names the
         file or field at fault."""
         root = Path(path)
+        if root.name == MANIFEST and root.is_file():  # the manifest's path for its folder's
+            root = root.parent
         info = read_manifest(root)
         verify_files(root, info.files)
         return cls(root, info)
@@ -206,7 +208,9 @@ class Bundle:
         return {a.id: why_not_runnable(a) for a in self._info.artifacts}
 
     # -- running -----------------------------------------------------------------------------
-    def session(self, target: str = "auto", *, device: str | None = None) -> Session:
+    def session(
+        self, target: str = "auto", *, device: str | None = None, threads: int | None = None
+    ) -> Session:
         """The artifact `target` loaded in its runtime.
 
         `target`: "auto" (default) picks among the artifacts that run here: gates passed before
@@ -214,12 +218,17 @@ class Bundle:
         ("openvino") picks among its artifacts; an id ("openvino/int8") picks exactly.
         `device`: OpenVINO "CPU"/"GPU"/"NPU"/"AUTO" (default: the artifact's validated
         device when present, else CPU); ONNX Runtime "CPU"/"CUDA" (default CUDA when its
-        provider is installed). An unavailable choice raises `BundleError` listing what the
-        bundle offers and what this device has."""
+        provider is installed). `threads`: inference threads (default: the runtime's, all
+        cores). An unavailable choice raises `BundleError` listing what the bundle offers and
+        what this device has."""
         from .session import open_session
 
         artifact = self.artifact(target)
-        return open_session(artifact, self.root, self.inputs, self.outputs, device)
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise BundleError(f"threads: expected a positive integer, got {threads!r}")
+        return open_session(artifact, self.root, self.inputs, self.outputs, device, threads)
 
     def preprocess(self, image: np.ndarray, *, source: str = "image") -> np.ndarray:
         """A decoded image (H, W, 3) RGB uint8 or (H, W) grey -> a batch of one for the

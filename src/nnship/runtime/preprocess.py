@@ -78,7 +78,7 @@ def preprocess_image(image: np.ndarray, pp: Preprocessing, spec: TensorInfo,
         image = center_crop(image, *pp.crop)
     if pp.color == "BGR":  # decoded images are RGB; mean/std are given in the model's order
         image = image[:, :, ::-1]
-    x = image.astype(np.float32) * np.float32(pp.scale)
+    x: np.ndarray = image.astype(np.float32) * np.float32(pp.scale)
     x = (x - np.asarray(pp.mean, np.float32)) / np.asarray(pp.std, np.float32)
     if pp.layout == "NCHW":
         x = x.transpose(2, 0, 1)

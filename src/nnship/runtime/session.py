@@ -72,12 +72,14 @@ class Session:
     backend = ""
 
     def __init__(self, artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, ...],
-                 outputs: tuple[TensorInfo, ...], device: str) -> None:  # fmt: skip
+                 outputs: tuple[TensorInfo, ...], device: str,
+                 threads: int | None = None) -> None:  # fmt: skip
         self.artifact = artifact
         self.target = artifact.id
         self.device = device
         self.inputs = inputs
         self.outputs = outputs
+        self.threads = threads
         self._closed = False
         self._open(root / artifact.entry)
 
@@ -157,11 +159,19 @@ class OnnxRuntimeSession(Session):
         }[self.device]
         available = ort.get_available_providers()
         try:
+            options = ort.SessionOptions()
+            if self.threads is not None:
+                options.intra_op_num_threads = self.threads
             self._session = ort.InferenceSession(
-                str(path), providers=[p for p in providers if p in available]
+                str(path), options, providers=[p for p in providers if p in available]
             )
         except Exception as exc:
             raise BundleError(f"{path}: onnxruntime cannot load it: {exc}") from None
+        active = self._session.get_providers()
+        if self.device != "CPU" and active and active[0] == "CPUExecutionProvider":
+            # ORT falls back to the CPU (with a warning) when a GPU provider cannot start,
+            # e.g. CUDA libraries missing: say where it really runs
+            self.device = "CPU"
         self._order = self._match_outputs([[o.name] for o in self._session.get_outputs()])
         names = [o.name for o in self._session.get_outputs()]
         self._fetch = [names[i] for i in self._order]
@@ -197,7 +207,10 @@ class OpenVinoSession(Session):
         if plugin not in ("CPU", "GPU"):
             return {}  # NPU/AUTO/...: the plugin's own choice
         precision = "bf16" if self.artifact.precision == "bf16" else "f32"
-        return {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if self.threads is not None and plugin == "CPU":
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        return config
 
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         results = self._request.infer(feeds)
@@ -211,20 +224,27 @@ class OpenVinoSession(Session):
 
 
 def open_session(artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, ...],
-                 outputs: tuple[TensorInfo, ...], device: str | None) -> Session:  # fmt: skip
+                 outputs: tuple[TensorInfo, ...], device: str | None,
+                 threads: int | None = None) -> Session:  # fmt: skip
     from .targets import runtime_info
 
+    def devices(package: str) -> tuple[str, ...]:
+        info = runtime_info(package)
+        assert info is not None, "choose_artifact only returns runnable artifacts"
+        return info.devices
+
     if artifact.backend == "openvino":
-        have = runtime_info("openvino").devices
+        have = devices("openvino")
         if device is None:
             # the device it was validated on when this machine has it, else the CPU plugin
-            device = artifact.device if artifact.device in have else "CPU"
-        elif device not in have and device.split(":")[0] not in ("AUTO", "HETERO", "MULTI"):
+            validated = artifact.device
+            device = validated if validated and _openvino_has(have, validated) else "CPU"
+        elif not _openvino_has(have, device):
             raise BundleError(f"device {device!r}: OpenVINO here offers {list(have)}")
-        return OpenVinoSession(artifact, root, inputs, outputs, device)
-    providers = runtime_info("onnxruntime").devices
+        return OpenVinoSession(artifact, root, inputs, outputs, device, threads)
+    providers = devices("onnxruntime")
     if artifact.backend == "tensorrt":
-        return OnnxRuntimeSession(artifact, root, inputs, outputs, device or "TENSORRT")
+        return OnnxRuntimeSession(artifact, root, inputs, outputs, device or "TENSORRT", threads)
     if device is None:
         device = "CUDA" if "CUDAExecutionProvider" in providers else "CPU"
     device = device.upper()
@@ -232,4 +252,11 @@ def open_session(artifact: ArtifactInfo, root: Path, inputs: tuple[TensorInfo, .
         raise BundleError(f"device {device!r}: onnxruntime artifacts run on CPU or CUDA")
     if device == "CUDA" and "CUDAExecutionProvider" not in providers:
         raise BundleError(f"device 'CUDA': onnxruntime here offers {list(providers)}")
-    return OnnxRuntimeSession(artifact, root, inputs, outputs, device)
+    return OnnxRuntimeSession(artifact, root, inputs, outputs, device, threads)
+
+
+def _openvino_has(devices: tuple[str, ...], device: str) -> bool:
+    """ "GPU" matches "GPU.0"; virtual devices (AUTO:GPU,CPU, HETERO, MULTI) are OpenVINO's."""
+    if device.split(":")[0] in ("AUTO", "HETERO", "MULTI"):
+        return True
+    return any(d == device or d.split(".")[0] == device for d in devices)
