@@ -190,3 +190,69 @@ def test_refuses_to_replace_a_folder_that_is_not_a_bundle(built, tmp_path):
     with pytest.raises(OutputPathError, match="not a bundle"):
         write_bundle(built, tmp_path / "mine", targets=["onnxruntime/int8"])
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_sigkill_before_the_manifest_leaves_nothing_verify_accepts(built, tmp_path):
+    """A real `kill -9` of the writing process at the worst moment: every file but the
+    manifest written. The target never appears; the hidden temporary folder is refused."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "dist" / "tiny"
+    code = (
+        "import os, signal, sys\n"
+        "import nnship.bundle.writer as w\n"
+        "w.write_manifest = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"w.write_bundle({str(built)!r}, {str(out)!r}, targets=['onnxruntime/int8'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists()
+    (leftover,) = [p for p in out.parent.iterdir() if p.name.startswith(".tiny.")]
+    assert (leftover / "README.md").is_file() and not (leftover / MANIFEST_NAME).exists()
+    with pytest.raises(BundleError, match="not a finished bundle"):
+        verify_bundle(leftover)
+    # the next bundle writes over the debris-free target and verifies
+    assert verify_bundle(write_bundle(built, out, targets=["onnxruntime/int8"]).path).ok
+
+
+@pytest.mark.slow
+def test_two_independent_builds_give_byte_identical_bundles(built, tmp_path):
+    """The same recipe and seed built twice by `nnship build` (separate processes, separate
+    folders and stage caches; latency off, the only figure that differs between runs) give
+    the same bundle bytes: ONNX, OpenVINO IR, build kit, expected outputs, manifest.
+
+    In ONE process a second OpenVINO conversion names its generated layers from a
+    process-wide counter (`Constant_11253` vs `Constant_40604`), so the `.xml` of an in-process
+    rebuild differs in those names only (same graph, same `.bin`); see docs/bundle.md."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = built.parent / "recipe.toml"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nnship.cli.main",
+                "-q",
+                "build",
+                str(recipe),
+                "-o",
+                str(tmp_path / name),
+            ],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for name in ("one", "two")
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+    targets = ["onnxruntime/int8", "openvino/int8", "openvino/fp32", "tensorrt/int8"]
+    a = write_bundle(tmp_path / "one", tmp_path / "a" / "tiny", targets=targets, archive=True)
+    b = write_bundle(tmp_path / "two", tmp_path / "b" / "tiny", targets=targets, archive=True)
+    assert _tree(a.path) == _tree(b.path)
+    assert a.archive.read_bytes() == b.archive.read_bytes()

@@ -1,6 +1,7 @@
 import numpy as np
 import onnx
 import pytest
+from conftest import MinMaxTable  # at import, while tests/quantize/conftest.py is "conftest"
 from onnx import helper, numpy_helper
 
 from nnship.errors import QuantizationError
@@ -189,8 +190,6 @@ def test_ranking_holds_only_computing_nodes_and_reads_what_consumers_see(cnn_pat
     """A Clip folded into its Conv's Q/DQ is no revert candidate (reverting it hands the Conv's
     wide pre-activation range to the Q/DQ: issue 9 point 8), and the Conv is ranked on the
     clipped tensor its consumer reads, not on the unclipped one that carries the Clip's name."""
-    from conftest import MinMaxTable
-
     from nnship.quantize.pipeline import preprocess
 
     model = preprocess(onnx.load(str(cnn_path)))

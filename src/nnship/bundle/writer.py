@@ -16,9 +16,6 @@ The folder is written into a temporary folder beside the target (`.<name>.<rando
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -28,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import nnship
+from nnship.bundle import entries
 from nnship.bundle.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -36,11 +34,9 @@ from nnship.bundle.manifest import (
     FileEntry,
     Manifest,
     Preprocessing,
-    RuntimeRequirement,
     Samples,
     TensorSpec,
     Tolerance,
-    Validation,
 )
 from nnship.bundle.reproducible import (
     built_at,
@@ -55,7 +51,6 @@ from nnship.fileio import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
-RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 README_NAME = "README.md"
 SAMPLES_DIR = "samples"
 
@@ -262,7 +257,7 @@ def _populate(
     if build.float_onnx is not None:
         reference = run_model("onnxruntime", build.float_onnx, picked.inputs, threads=1)
 
-    entries: list[ArtifactEntry] = []
+    described: list[ArtifactEntry] = []
     sizes: dict[str, int] = {}
     for built in chosen:
         folder = root / "artifacts" / built.id.replace("/", "-")
@@ -274,24 +269,24 @@ def _populate(
         if expected is not None:
             expected_rel = f"{SAMPLES_DIR}/expected.{built.id.replace('/', '-')}.npz"
             write_npz(root / expected_rel, expected.outputs)
-        entries.append(
+        described.append(
             ArtifactEntry(
                 id=built.id,
                 backend=built.backend,  # type: ignore[arg-type]
                 precision=built.precision,
-                device=_device(built),
-                runtime=_runtime(build, built),
+                device=entries.device(built),
+                runtime=entries.runtime_requirement(build, built),
                 entry=(folder / built.entry.relative_to(built.folder)).relative_to(root).as_posix(),
                 files=files,
-                validation=_validation(build.report, built),
+                validation=entries.validation(build.report, built),
                 tolerance=Tolerance(**expected.tolerance) if expected else None,
                 expected=expected_rel,
-                build_kit=_build_kit(built, folder, root),
+                build_kit=entries.build_kit(built, folder, root),
             )
         )
         sizes[built.id] = sum(f.size for f in files)
 
-    input_hashes = _input_hashes(build, recipe, picked.fingerprints)
+    input_hashes = entries.input_hashes(build, recipe, picked.fingerprints)
     epoch = source_date_epoch()
     draft = dict(
         schema_version=SCHEMA_VERSION,
@@ -305,13 +300,13 @@ def _populate(
         outputs=outputs,
         preprocessing=preprocessing,
         labels=labels,
-        artifacts=entries,
+        artifacts=described,
         samples=Samples(
             inputs=f"{SAMPLES_DIR}/inputs.npz", count=picked.count, source=picked.source
         ),
         files=[],
     )
-    draft["model_version"] = f"{draft['name']}@{_version_hash(input_hashes, entries)}"
+    draft["model_version"] = f"{draft['name']}@{entries.version_hash(input_hashes, described)}"
     from nnship.bundle.readme import render_readme
 
     (root / README_NAME).write_text(
@@ -393,13 +388,13 @@ def _check_preprocessing(prep: Preprocessing | None, inputs: list[TensorSpec]) -
 
 
 def _copy_files(built: BuiltArtifact, folder: Path, root: Path) -> list[FileEntry]:
-    entries = []
+    copied = []
     for source in built.files:
         target = folder / source.relative_to(built.folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, target)  # bytes and the executable bit (build kit scripts)
-        entries.append(_entry(target, root))
-    return sorted(entries, key=lambda e: e.path)
+        copied.append(_entry(target, root))
+    return sorted(copied, key=lambda e: e.path)
 
 
 def _entry(path: Path, root: Path) -> FileEntry:
@@ -411,131 +406,3 @@ def _entry(path: Path, root: Path) -> FileEntry:
 def _file_entries(root: Path) -> list[FileEntry]:
     files = [p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST_NAME]
     return sorted((_entry(p, root) for p in files), key=lambda e: e.path)
-
-
-def _device(built: BuiltArtifact) -> str:
-    if built.backend == "tensorrt":
-        return "GPU"
-    return built.device.upper() if built.device else "CPU"
-
-
-def _runtime(build: BuildFolder, built: BuiltArtifact) -> RuntimeRequirement:
-    package = RUNTIME_PACKAGES[built.backend]
-    versions = build.report.environment.runtime_versions or {}
-    version = versions.get(package)
-    # the version the build compiled and validated with: known to run it (older ones may too)
-    return RuntimeRequirement(package=package, min_version=_release(version) if version else None)
-
-
-def _release(version: str) -> str:
-    """ "2026.4.1-22982-..." -> "2026.4.1"; "2.13.0+cpu" -> "2.13.0"."""
-    for sep in ("-", "+"):
-        version = version.split(sep, 1)[0]
-    return version
-
-
-def fingerprint(environment: Any) -> dict[str, Any]:
-    """The report's environment in the shape of contract A's `Fingerprint`."""
-    return {
-        "id": environment.hardware_id,
-        "cpu": environment.cpu_model,
-        "flags": list(environment.cpu_flags),
-        "cores": environment.logical_cpus,
-        "runtimes": dict(environment.runtime_versions),
-    }
-
-
-def _validation(report: Any, built: BuiltArtifact) -> Validation | None:
-    row = built.row
-    if row is None:
-        return None
-    metrics: dict[str, Any] = {}
-    if row.classification is not None:
-        for key in ("top1_agreement", "top5_agreement", "accuracy", "top1_drop"):
-            metrics[key] = getattr(row.classification, key)
-    for key, lowest in (("cosine_min", True), ("sqnr_db", True), ("max_abs_error", False)):
-        metrics[key] = row.worst(key, lowest=lowest)[0]
-    latency = row.latency_at()
-    verdicts = [v.model_dump(mode="json") for v in report.gates if v.row == row.label]
-    return Validation(
-        metrics=metrics,
-        latency_ms={
-            "p50": latency.p50_ms if latency else None,
-            "p90": latency.p90_ms if latency else None,
-            "batch_size": float(latency.batch_size) if latency else None,
-        },
-        fingerprint=fingerprint(report.environment),
-        gates={"passed": all(v["passed"] for v in verdicts), "verdicts": verdicts},
-        size_bytes=row.size_bytes,
-    )
-
-
-def _build_kit(built: BuiltArtifact, folder: Path, root: Path) -> dict[str, Any] | None:
-    if built.backend != "tensorrt":
-        return None
-    from nnship.backends.buildkit import SCRIPT_FILE, SPEC_FILE, TRTEXEC_FILE
-
-    rel = folder.relative_to(root).as_posix()
-    spec = built.metadata.get("build_spec", {})
-    return {
-        "script": f"{rel}/{SCRIPT_FILE}",
-        "spec": f"{rel}/{SPEC_FILE}",
-        "trtexec_script": f"{rel}/{TRTEXEC_FILE}",
-        "trtexec": built.metadata.get("trtexec"),
-        "profiles": spec.get("profiles", []),
-        "engine_built_here": bool(built.metadata.get("engine_built")),
-    }
-
-
-def _input_hashes(
-    build: BuildFolder, recipe: Any, data_fingerprints: dict[str, str]
-) -> dict[str, str | None]:
-    model = build.recipe.get("model", {}) or {}
-    hashes: dict[str, str | None] = {
-        "model_source": _source_hash(str(model.get("source", ""))),
-        "weights": _file_hash(model.get("weights")),
-        "model": _prefixed(build.report.model.fingerprint),
-        "float_onnx": _file_hash(build.float_onnx),
-        "calibration": _prefixed(data_fingerprints.get("calibration")),
-        "evaluation": _prefixed(
-            data_fingerprints.get("evaluation") or build.report.data.fingerprint
-        ),
-    }
-    return hashes
-
-
-def _prefixed(digest: str | None) -> str | None:
-    return f"sha256:{digest}" if digest else None
-
-
-def _file_hash(path: Any) -> str | None:
-    if not path:
-        return None
-    path = Path(path)
-    return _prefixed(sha256_file(path)) if path.is_file() else None
-
-
-def _source_hash(source: str) -> str | None:
-    """The model source's file: the file itself, `file.py:factory`'s file, or the module file of
-    `pkg.mod:factory` (found without importing the module itself)."""
-    if not source:
-        return None
-    head = source.rsplit(":", 1)[0] if ":" in source else source
-    if Path(head).is_file():
-        return _file_hash(head)
-    with contextlib.suppress(Exception):  # a module that cannot be found: no hash, not an error
-        import importlib.util
-
-        spec = importlib.util.find_spec(head)
-        if spec is not None and spec.origin and Path(spec.origin).is_file():
-            return _file_hash(spec.origin)
-    return None
-
-
-def _version_hash(input_hashes: dict[str, str | None], entries: list[ArtifactEntry]) -> str:
-    data = {
-        "inputs": input_hashes,
-        "artifacts": {e.id: [f.sha256 for f in e.files] for e in entries},
-        "nnship": nnship.__version__,
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
