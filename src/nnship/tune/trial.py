@@ -56,13 +56,15 @@ def now_iso() -> str:
 
 
 def trial_recipe(recipe: Any, space: TuneSpace, params: dict[str, Any]) -> Any:
-    """The recipe a trial builds: `recipe` without `[tune]`, sections whose condition fails
+    """The recipe a trial builds: `recipe` without `[tune]` and `[bundle]`, sections whose condition fails
     removed, the parameters applied as overrides, and the constraints as `[validate.gates]`
     (so the trial's report, and a promoted recipe, gate on the same budget)."""
     from nnship.recipe import recipe_from_data
 
     raw = recipe.model_dump(mode="json", by_alias=True, exclude_unset=True)
     raw.pop("tune", None)
+    # a trial is not a deployment: every trial would write the same `[bundle] output` folder
+    raw.pop("bundle", None)
     base = _flat_values(recipe.model_dump(mode="json", by_alias=True))
     removed = space.active_sections_removed(params, base)
     for section in removed:
