@@ -37,7 +37,7 @@ else:  # pragma: no cover - Python 3.10
 log = logging.getLogger(__name__)
 
 DEMO_EPOCHS = 3
-"""Training passes over the 1347 training digits (98-99% test accuracy for the demo model)."""
+"""Training passes over the 1348 training digits (98-99% test accuracy for the demo model)."""
 DEMO_BATCH_SIZE = 32
 DEMO_LR = 3e-3
 CALIBRATION_SAMPLES = 256
@@ -135,8 +135,9 @@ def demo_recipe_path() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _read_recipe(recipe: str | Path | None) -> tuple[dict[str, Any], Path | None]:
-    """The demo recipe's TOML data (the given file, the example file, or the embedded copy)."""
+def demo_recipe_data(recipe: str | Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """The demo recipe's TOML data and its path: `recipe`, else `examples/demo/recipe.toml` of
+    a source checkout, else the embedded copy (path None)."""
     path = Path(recipe) if recipe is not None else demo_recipe_path()
     if path is None:
         return tomllib.loads(EMBEDDED_RECIPE), None
@@ -216,7 +217,7 @@ def prepare_demo(
     `epochs` passes over the training digits at the recipe's input size. Files already present
     are reused, so this is instant after the first call with the same settings.
     """
-    raw, _ = _read_recipe(recipe)
+    raw, _ = demo_recipe_data(recipe)
     return _prepare(ensure_writable_dir(demo_dir(cache)), demo_settings(raw, epochs=epochs))
 
 
@@ -278,7 +279,7 @@ def _prepare(directory: Path, settings: dict[str, Any]) -> DemoFiles:
 def demo_recipe(files: DemoFiles, recipe: str | Path | None = None) -> Any:
     """The demo `Recipe` pointing at `files`; sections whose stage is not installed are
     dropped (with a log line), so the demo runs everything this installation can do."""
-    raw, path = _read_recipe(recipe)
+    raw, path = demo_recipe_data(recipe)
     return _recipe(raw, path, files)
 
 
@@ -339,7 +340,7 @@ def demo(
     from nnship.build import build
     from nnship.validate.render.html import write_html
 
-    raw, path = _read_recipe(recipe)
+    raw, path = demo_recipe_data(recipe)
     directory = ensure_writable_dir(demo_dir(cache))
     files = _prepare(directory, demo_settings(raw))
     result = build(
