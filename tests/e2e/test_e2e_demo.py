@@ -3,7 +3,7 @@ recipe (prune -> distill -> INT8 -> ONNX Runtime + OpenVINO) and writes the HTML
 a real browser renders.
 
 The end-to-end tests run the shipped recipe with a smaller model (`small_recipe`): same
-sections, a width-8 ResNet at 32x32, so the suite stays fast; the full-size default is what
+sections, a width-16 ResNet at 32x32, so the suite stays fast; the full-size default is what
 `make demo` runs (its figures are in the README).
 """
 
@@ -23,20 +23,24 @@ SHIPPED = REPO / "examples" / "demo" / "recipe.toml"
 
 
 def small_recipe(tmp_path: Path) -> Path:
-    """The shipped demo recipe with a width-8, one-block-per-stage ResNet at 32x32."""
-    text = SHIPPED.read_text(encoding="utf-8")
-    text, n_kwargs = re.subn(
-        r"^factory_kwargs = .*$",
-        "factory_kwargs = { width = 8, depths = [1, 1, 1], stem_stride = 2 }",
-        text,
-        flags=re.M,
-    )
-    text, n_inputs = re.subn(
-        r'^inputs = \["x:1x3x64x64"\]$', 'inputs = ["x:1x3x32x32"]', text, flags=re.M
-    )
-    assert n_kwargs == 1 and n_inputs == 1, "the shipped demo recipe changed shape; update this"
+    """The shipped demo recipe, every section kept, at test size: a width-16 ResNet with one
+    block per stage at 32x32, one distillation epoch, 128 evaluation samples, a fixed range
+    method, 20 timed runs, and a top-1 gate loose enough for a model this small."""
+    import tomli_w
+
+    from nnship.demo import demo_recipe_data
+
+    raw, _ = demo_recipe_data(SHIPPED)
+    assert {"prune", "distill", "quantize", "backends", "validate"} <= set(raw)
+    raw["model"]["factory_kwargs"] = {"width": 16, "depths": [1, 1, 1], "stem_stride": 2}
+    raw["model"]["inputs"] = ["x:1x3x32x32"]
+    raw["distill"]["epochs"] = 1
+    raw["data"]["evaluation"]["limit"] = 128
+    raw["quantize"]["method"] = "percentile"
+    raw["validate"]["latency"]["runs"] = 20
+    raw["validate"]["gates"]["max_top1_drop"] = 25.0
     path = tmp_path / "small_demo.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(tomli_w.dumps(raw), encoding="utf-8")
     return path
 
 
@@ -77,7 +81,7 @@ def test_a_recipe_the_digits_cannot_feed_is_a_clear_error(tmp_path, isolated_cac
     from nnship.errors import RecipeError
 
     bad = small_recipe(tmp_path)
-    bad.write_text(bad.read_text().replace("x:1x3x32x32", "x:1x128:int64"))
+    bad.write_text(bad.read_text().replace('"x:1x3x32x32"', '"x:1x128:int64"'))
     with pytest.raises(RecipeError, match=r"\[model\] inputs must be one image input"):
         prepare_demo(recipe=bad)
     assert not (isolated_cache / "demo").exists() or not any((isolated_cache / "demo").iterdir())
@@ -91,15 +95,13 @@ def test_prepare_demo_caches_a_weights_only_state_dict(tmp_path, isolated_cache)
     assert files.directory == isolated_cache / "demo"
     assert re.fullmatch(r"resnet_small\.seed0\.[0-9a-f]{12}\.pt", files.weights.name)
     state = torch.load(files.weights, weights_only=True)
-    assert state["stem.0.weight"].shape == (8, 3, 3, 3)
+    assert state["stem.0.weight"].shape == (16, 3, 3, 3)
     with np.load(files.evaluation) as data:
         assert data["x"].shape[1:] == (3, 32, 32) and len(data["labels"]) == len(data["x"])
     with np.load(files.train) as data:
         assert len(data["x"]) == 1348 and set(np.unique(data["labels"])) == set(range(10))
     stamp = files.weights.stat().st_mtime_ns
     assert prepare_demo(recipe=recipe, epochs=1).weights.stat().st_mtime_ns == stamp  # cached
-    other = prepare_demo(recipe=recipe, epochs=2)  # other settings: trained and kept apart
-    assert other.weights != files.weights and files.weights.is_file()
 
 
 def test_demo_recipe_points_at_the_cache_and_keeps_installed_sections(isolated_cache):
@@ -176,6 +178,7 @@ def test_nnship_demo_end_to_end_and_the_report_renders_in_a_browser(
     labels = [row["label"] for row in report["rows"]]
     assert labels == ["onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/int8"]
     assert report["baseline"]["classification"]["accuracy"] > 80
+    assert report["data"]["num_samples"] == 128
     assert report["passed"] is True
     stages = report["extra"]["build"]["stages"]
     assert stages["prune"] == "ran" and stages["distill"] == "ran"
