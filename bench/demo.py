@@ -53,6 +53,11 @@ def main() -> None:
         for row in report["rows"]:
             if row.get("path"):
                 paths[row["label"]] = Path(row["path"])
+        # the model file(s): .onnx, or OpenVINO's .xml + .bin
+        sizes = {
+            label: sum(f.stat().st_size for f in (path, path.with_suffix(".bin")) if f.is_file())
+            for label, path in paths.items()
+        }
         runners = {}
         for label, path in paths.items():
             options = {"threads": args.threads} if label.startswith("onnxruntime") else {}
@@ -67,11 +72,11 @@ def main() -> None:
     env = capture_environment(args.threads)
     print(f"CPU: {env.summary()}; {env.capabilities()}")
     print(f"batch 1, {args.threads} threads, {args.rounds} rounds x {args.runs} runs, interleaved")
-    print("| artifact | p50 ms | vs ORT FP32 (pruned) |")
-    print("| --- | --- | --- |")
+    print("| artifact | size MB | p50 ms | vs ORT FP32 (pruned) |")
+    print("| --- | --- | --- | --- |")
     base = ms.get("onnxruntime/fp32", float("nan"))
     for label, value in ms.items():
-        print(f"| {label} | {value:.3f} | {value / base:.2f} |")
+        print(f"| {label} | {sizes[label] / 1e6:.3f} | {value:.3f} | {value / base:.2f} |")
     for backend in ("onnxruntime", "openvino"):
         if f"{backend}/int8" in ms and f"{backend}/fp32" in ms:
             ratio = ms[f"{backend}/int8"] / ms[f"{backend}/fp32"]

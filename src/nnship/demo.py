@@ -8,8 +8,8 @@ model is trained on them (seeded; about half a minute on two cores) and cached u
 `$NNSHIP_CACHE_DIR/demo/` (default `~/.cache/nnship/demo/`) as a state dict, loaded back with
 `weights_only=True`, whose file name carries the key of the training settings
 (`settings_key`), beside the calibration, evaluation and training `.npz` files. Then the recipe
-runs through the same `nnship.build.build` as any recipe (prune -> distill -> export -> INT8 /
-FP16 -> ONNX Runtime + OpenVINO -> validation -> gates), with its stage cache under
+runs through the same `nnship.build.build` as any recipe (prune -> distill -> export -> INT8
+-> ONNX Runtime + OpenVINO -> validation -> gates), with its stage cache under
 `$NNSHIP_CACHE_DIR/demo/stages` so a rerun, into any build folder, reuses the distillation, and
 the HTML report is written beside the JSON and Markdown ones.
 """
