@@ -162,7 +162,7 @@ def mobilenet_small(
 
 
 class DigitsCnn(nn.Module):
-    """The demo's CNN: two conv blocks, then flatten into a two-layer MLP."""
+    """A small CNN for the 8x8 digits: two conv blocks, then flatten into a two-layer MLP."""
 
     def __init__(self, num_classes: int = 10, width: int = 16, in_channels: int = 1) -> None:
         super().__init__()
