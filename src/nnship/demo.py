@@ -243,6 +243,11 @@ def _prepare(directory: Path, settings: dict[str, Any]) -> DemoFiles:
     if not files.weights.is_file():
         seed_everything(settings["seed"])  # the initial weights too: same settings, same model
         module = load_model(settings["model"], factory_kwargs=settings["factory_kwargs"]).module
+        if module is None:
+            raise RecipeError(
+                f"demo recipe: [model] source {settings['model']!r} is no PyTorch model factory "
+                "the demo can train (use `nnship build` for a trained model)"
+            )
         opts = settings["training"]
         log.info(
             "Training the demo model %s on the digits (first use; %d epochs, seed %d)",
