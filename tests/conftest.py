@@ -131,3 +131,101 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+# Run inside the page after load (the report itself has no script): the laid-out geometry of
+# every chart, written into the DOM so `--dump-dom` returns it.
+_GEOMETRY_SCRIPT = """<script>
+window.addEventListener("load", () => {
+  const round = (r) => ({x: r.x, y: r.y, width: r.width, height: r.height});
+  const charts = [...document.querySelectorAll("svg.plot")].map((svg) => {
+    const vb = svg.viewBox.baseVal;
+    const shapes = [...svg.querySelectorAll("circle, rect, line, text")].map((el) => {
+      const box = el.getBBox();
+      return {tag: el.tagName, cls: el.getAttribute("class") || "", box: round(box),
+              transformed: el.hasAttribute("transform"),
+              text: el.tagName === "text" ? el.textContent : null,
+              textLength: el.tagName === "text" ? el.getComputedTextLength() : null};
+    });
+    return {label: svg.getAttribute("aria-label"), rect: round(svg.getBoundingClientRect()),
+            viewBox: {width: vb.width, height: vb.height}, shapes};
+  });
+  const out = document.createElement("pre");
+  out.id = "nnship-geometry";
+  out.textContent = JSON.stringify({charts, width: document.body.scrollWidth,
+                                    viewport: window.innerWidth});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def find_browser() -> str | None:
+    """A Chromium-family browser: `$NNSHIP_BROWSER`, else the first of `BROWSERS` on PATH
+    (`.ci/run` installs Debian's `chromium` where none is)."""
+    import shutil
+
+    named = os.environ.get("NNSHIP_BROWSER")
+    if named:
+        return shutil.which(named) or (named if Path(named).is_file() else None)
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+@pytest.fixture
+def browser_render(tmp_path) -> Callable[[Path], tuple[dict, Path]]:
+    """`browser_render(html) -> (geometry, screenshot.png)`: loads `html` in headless Chromium,
+    returns the laid-out geometry of its SVG charts and a full-page screenshot. Skips only
+    where no browser can be found (see `find_browser`)."""
+    import json
+    import re
+
+    browser = find_browser()
+    if browser is None:
+        pytest.skip(
+            "no Chromium-family browser found (install Debian's chromium, as .ci/run does, or "
+            "set NNSHIP_BROWSER)"
+        )
+
+    def render(html: Path) -> tuple[dict, Path]:
+        probe = tmp_path / f"{html.stem}.probe.html"
+        probe.write_text(
+            html.read_text(encoding="utf-8").replace("</body>", _GEOMETRY_SCRIPT + "</body>"),
+            encoding="utf-8",
+        )
+        args = [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'browser-profile'}",
+            "--window-size=1200,2600",
+            "--virtual-time-budget=5000",
+        ]
+        png = tmp_path / f"{html.stem}.png"
+        # the screenshot is of the report exactly as shipped (no probe script)
+        subprocess.run(
+            [*args, f"--screenshot={png}", html.resolve().as_uri()],
+            capture_output=True,
+            timeout=180,
+            check=True,
+        )
+        dom = subprocess.run(
+            [*args, "--dump-dom", probe.resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        ).stdout
+        found = re.search(r'<pre id="nnship-geometry">(.*?)</pre>', dom, re.S)
+        assert found, f"the page's load handler did not run; DOM starts {dom[:300]!r}"
+        import html as html_lib
+
+        return json.loads(html_lib.unescape(found.group(1))), png
+
+    return render

@@ -211,7 +211,8 @@ def test_unavailable_stage_section_is_refused_with_the_reason():
 def test_example_recipes_parse():
     repo = Path(__file__).resolve().parents[1]
     demo = load_recipe(repo / "examples" / "demo" / "recipe.toml", check_files=False)
-    assert demo.name == "demo" and demo.model.weights.endswith("digits_cnn.seed0.pt")
+    assert demo.name == "demo" and demo.model.source == "nnship.models:resnet_small"
+    assert demo.prune is not None and demo.distill is not None
     user = load_recipe(repo / "examples" / "my_pkg.toml")
     assert user.model.source == "my_pkg.models:small_cnn"
 

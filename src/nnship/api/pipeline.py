@@ -44,7 +44,8 @@ def demo(
     reuse: bool = True,
 ) -> BuildResult:
     """`nnship demo`: train the demo model (first use; cached in `cache`, default
-    `~/.cache/nnship/demo`) and build it with the demo recipe (or `recipe`)."""
+    `~/.cache/nnship/demo`) and build it with the demo recipe (or `recipe`): prune, distill,
+    INT8, ONNX Runtime and OpenVINO, validation; the report as JSON, Markdown and HTML."""
     from nnship.demo import demo as _demo
 
     return _demo(cache=cache, output_dir=output_dir, recipe=recipe, reuse=reuse)

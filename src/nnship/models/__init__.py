@@ -5,7 +5,7 @@ Each builds at a configurable width; CNNs accept any input size >= 8x8 (global p
 - `mobilenet_small`: MobileNetV2/EfficientNet-style inverted residuals with depthwise convs,
   ReLU6, optional squeeze-and-excitation.
 - `encoder_small`: BERT-style transformer encoder over token ids with an attention mask.
-- `digits_cnn`: the demo's small CNN.
+- `digits_cnn`: a small CNN for the 8x8 digits (the tests' model; the demo uses `resnet_small`).
 """
 
 from nnship.models.cnn import digits_cnn, mobilenet_small, resnet_small

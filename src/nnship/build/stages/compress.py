@@ -96,6 +96,7 @@ def run_compress(ctx: StageContext, loaded: Any, train: DataSource | None) -> Co
         else:
             ctx.mark("prune", "reused")
         info["prune"] = found
+        _note_prune(ctx, found)
         key = {"pruned": stamp.key}
         current = load_model(path)
     if recipe.distill is not None:
@@ -127,5 +128,33 @@ def run_compress(ctx: StageContext, loaded: Any, train: DataSource | None) -> Co
         else:
             ctx.mark("distill", "reused")
         info["distill"] = found
+        _note_distill(ctx, found)
         current = load_model(path)
     return CompressStageResult(current, info)
+
+
+def _note_prune(ctx: StageContext, found: dict[str, Any]) -> None:
+    """A report note: how much of the source model the pruned one keeps (every artifact row
+    is the pruned model, the baseline the source)."""
+    params, flops = found.get("param_ratio"), found.get("flops_ratio")
+    if params is None or flops is None:
+        return
+    ratio = (found.get("config") or {}).get("ratio")
+    how = f"ratio {ratio}" if ratio is not None else "pruned"
+    ctx.note(
+        f"pruned ({how}): the artifacts keep {params:.0%} of the source model's parameters and "
+        f"{flops:.0%} of its multiply-adds; the baseline is the unpruned model"
+    )
+
+
+def _note_distill(ctx: StageContext, found: dict[str, Any]) -> None:
+    """A report note: what distillation recovered, on its held-out split."""
+    before, after = found.get("agreement_before"), found.get("agreement_after")
+    if before is None or after is None:
+        return
+    epochs = found.get("epochs")
+    ran = f" ({epochs} epochs)" if epochs else ""
+    ctx.note(
+        f"distilled{ran} from the source model: top-1 agreement with it on the held-out "
+        f"training split {before:.1%} before, {after:.1%} after"
+    )

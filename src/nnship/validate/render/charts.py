@@ -209,14 +209,22 @@ def scatter(points: Sequence[Point], *, title: str, x_title: str, y_title: str) 
     height = max(340, 40 + 22 * len(points))
     top, bottom_pad, left = 20, 56, 80
     xs, ys = [p.x for p in points], [p.y for p in points]
-    x_pad = (max(xs) - min(xs)) * 0.1 or abs(xs[0]) * 0.1 or 1.0
+    # a float PyTorch baseline is often 10-100x slower than the compiled artifacts: on a linear
+    # axis they would all sit on top of each other at the left edge, so go logarithmic
+    log = min(xs) > 0 and max(xs) / min(xs) > 10
+    if log:
+        x_ticks = log_ticks(min(xs) / 1.25, max(xs) * 1.25)
+        axis_title = f"{x_title} (log scale)"
+    else:
+        x_pad = (max(xs) - min(xs)) * 0.1 or abs(xs[0]) * 0.1 or 1.0
+        x_ticks = nice_ticks(max(0.0, min(xs) - x_pad), max(xs) + x_pad)
+        axis_title = x_title
     y_pad = (max(ys) - min(ys)) * 0.15 or abs(ys[0]) * 0.01 or 1.0
-    x_ticks = nice_ticks(max(0.0, min(xs) - x_pad), max(xs) + x_pad)
     y_ticks = nice_ticks(min(ys) - y_pad, max(ys) + y_pad, 5)
     bottom = height - bottom_pad
-    x_axis = _Axis(x_ticks[0], x_ticks[-1], left, WIDTH - _RIGHT - legend_w)
+    x_axis = _Axis(x_ticks[0], x_ticks[-1], left, WIDTH - _RIGHT - legend_w, log)
     y_axis = _Axis(y_ticks[0], y_ticks[-1], bottom, top)
-    body = _x_axis(x_axis, x_ticks, top, bottom, x_title)
+    body = _x_axis(x_axis, x_ticks, top, bottom, axis_title)
     body.append(f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/>')
     for t in y_ticks:
         y = y_axis(t)
