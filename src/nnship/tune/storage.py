@@ -8,12 +8,23 @@
 
 The tune engine only talks to `optuna.storages.BaseStorage`, so the same code runs on one
 laptop or on many workers of one study.
+
+PostgreSQL specifics: a URL without a driver (`postgresql://`) gets the installed one (SQLAlchemy
+2.1 would otherwise insist on psycopg 3); connecting times out after `CONNECT_TIMEOUT_S`; the
+tables are created under an advisory lock, because `CREATE TABLE IF NOT EXISTS` is not atomic in
+PostgreSQL and workers started together on an empty database would otherwise race (one dies on
+`duplicate key ... pg_type_typname_nsp_index`). Every failure is one `StorageError` line naming
+the host, never the password.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +46,18 @@ __all__ = [
 DEFAULT_DB_NAME = "study.db"
 DEFAULT_HEARTBEAT_S = 60
 """Seconds between heartbeats of a running trial on a server storage (grace: 2 intervals)."""
+
+
+CONNECT_TIMEOUT_S = 10
+"""Seconds a database server may take to accept a connection before the run gives up."""
+
+_SCHEMA_LOCK_KEY = 0x6E6E73686970  # "nnship": the advisory lock serialising table creation
+
+_DRIVERS = {
+    # backend: [(module, SQLAlchemy driver name, pip package)], preferred first
+    "postgresql": [("psycopg2", "psycopg2", "psycopg2-binary"), ("psycopg", "psycopg", "psycopg")],
+    "mysql": [("pymysql", "pymysql", "pymysql"), ("MySQLdb", "mysqldb", "mysqlclient")],
+}
 
 
 class StorageError(NnshipError):
@@ -64,13 +87,16 @@ def open_storage(
     tune_dir: Path | str,
     *,
     heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
 ) -> Any:
     """The study storage for `url` (None: the tune folder's embedded SQLite file).
 
     `heartbeat_interval` (seconds) turns on heartbeats and stale-trial retry; it defaults to
     `DEFAULT_HEARTBEAT_S` for a URL and to off for the embedded file (one machine: a killed run
-    is resumed with `--resume`, which fails and re-queues its interrupted trial). Raises
-    `StorageError` naming the storage (password left out) when it cannot be opened.
+    is resumed with `--resume`, which fails and re-queues its interrupted trial).
+    `grace_period` (seconds without a heartbeat before a running trial counts as dead) defaults
+    to two intervals. Raises `StorageError` naming the server (password left out) when the
+    storage cannot be opened or reached, or its driver is missing.
     """
     import optuna
 
@@ -80,30 +106,132 @@ def open_storage(
         url = default_storage_url(tune_dir)
     elif heartbeat_interval is None:
         heartbeat_interval = DEFAULT_HEARTBEAT_S
+    given, url = url, _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several processes of one machine may share the file: wait for its lock
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    kwargs: dict[str, Any] = {}
-    if heartbeat_interval is not None:
-        kwargs = {
-            "heartbeat_interval": heartbeat_interval,
-            "grace_period": 2 * heartbeat_interval,
-            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(),
-        }
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        with warnings.catch_warnings(), _schema_lock(url, engine_kwargs):
+            # heartbeats are "experimental" since Optuna 2.9 and the documented multi-node mode
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            kwargs: dict[str, Any] = {}
+            if heartbeat_interval is not None:
+                kwargs = {
+                    "heartbeat_interval": heartbeat_interval,
+                    "grace_period": grace_period or 2 * heartbeat_interval,
+                    "heartbeat_stale_trial_callback": (
+                        optuna.storages.RetryHeartbeatStaleTrialCallback()
+                    ),
+                }
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    except StorageError:
+        raise
     except ImportError as exc:  # a missing database driver (psycopg2, ...)
         raise StorageError(
-            f"Cannot open tune storage '{redact_url(url)}': {exc}; install the database driver"
+            f"Cannot open tune storage '{redact_url(given)}': its database driver is missing "
+            f"({exc.__cause__ or exc}); pip install {_pip_hint(given)}"
         ) from exc
     except Exception as exc:  # sqlalchemy's OperationalError and friends: say where, no traceback
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StorageError(
-            f"Cannot open tune storage '{redact_url(url)}': {detail[0] if detail else exc}"
-        ) from exc
+        raise _storage_error(given, exc) from exc
+
+
+def _backend(url: str) -> str:
+    """`postgresql` for `postgresql+psycopg2://...`, `postgres://...`."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return "postgresql" if scheme == "postgres" else scheme
+
+
+def _with_driver(url: str) -> str:
+    """`url` with an installed driver named when it names none: `postgresql://` means psycopg
+    (version 3) to SQLAlchemy 2.1 but psycopg2 to 2.0, and many installs have only one of them.
+    `postgres://` (Heroku's spelling, refused by SQLAlchemy) is read as `postgresql://`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "+" in scheme:
+        return url
+    backend = _backend(url)
+    for module, driver, _ in _DRIVERS.get(backend, []):
+        if importlib.util.find_spec(module) is not None:
+            return f"{backend}+{driver}://{rest}"
+    return f"{backend}://{rest}" if backend != scheme.lower() else url
+
+
+def _pip_hint(url: str) -> str:
+    drivers = _DRIVERS.get(_backend(url))
+    if not drivers:
+        return "the database's SQLAlchemy driver"
+    first, *others = (pip for _, _, pip in drivers)
+    return first + "".join(f" (or {other})" for other in others)
+
+
+def _server(url: str) -> str:
+    """Where `url` points, for messages: `host db.example:5432`, `unix socket /run/pg`."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not parseable: the message shows the redacted URL anyway
+        return "the server"
+    host = parsed.host or parsed.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0] if host else None
+    if not host:
+        return "the local server (default socket)"
+    if str(host).startswith("/"):
+        return f"unix socket {host}"
+    return f"host {host}" + (f":{parsed.port}" if parsed.port else "")
+
+
+def _storage_error(url: str, exc: Exception) -> StorageError:
+    """One line: the server, the redacted URL and the database's own first line of reason."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = detail[0].strip() if detail else type(exc).__name__
+    password = _password(url)
+    if password:
+        reason = reason.replace(password, "***")
+    if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):  # sqlalchemy.exc's
+        return StorageError(
+            f"'{redact_url(url)}' is not a storage URL ({reason}); expected "
+            "postgresql://user@host/database, mysql://user@host/database or sqlite:///path"
+        )
+    if url.startswith("sqlite"):
+        return StorageError(f"Cannot open tune storage '{redact_url(url)}': {reason}")
+    return StorageError(
+        f"Cannot reach the tune storage on {_server(url)} ('{redact_url(url)}'): {reason}"
+    )
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock while Optuna creates its tables (no-op for other
+    databases). Also the reachability check: connecting is the first thing it does."""
+    if _backend(url) != "postgresql":
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK_KEY}
+                )
+    finally:
+        engine.dispose()
 
 
 class HeartbeatThread:
