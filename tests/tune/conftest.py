@@ -8,6 +8,8 @@ once per test process and stopped (and its data deleted) at the end of the sessi
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,17 +18,23 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory) -> Iterator[object]:
-    """A running `pgserver.PostgresServer` (stopped after the session)."""
+def postgres_server() -> Iterator[object]:
+    """A running `pgserver.PostgresServer` (stopped, its data deleted, after the session).
+
+    Its data folder is NOT under pytest's temporary root: as root, the server runs as the
+    system user `pgserver`, which must traverse the folder's parents, and every pytest start
+    (another test process, an xdist worker) resets `/tmp/pytest-of-<user>` to mode 0700, which
+    made initdb fail with "Permission denied" now and then. A short path also keeps the unix
+    socket's path under its 107-byte limit."""
     import pgserver
 
-    # a short path: the unix socket's path must fit in 107 bytes
-    data = Path(tmp_path_factory.mktemp("pg"))
-    server = pgserver.get_server(data, cleanup_mode="delete")
+    data = Path(tempfile.mkdtemp(prefix="nnship-pg-"))
+    server = pgserver.get_server(data / "data", cleanup_mode="delete")
     try:
         yield server
     finally:
         server.cleanup()
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture

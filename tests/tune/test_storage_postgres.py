@@ -96,3 +96,15 @@ def test_a_missing_driver_says_what_to_install(monkeypatch, tmp_path):
 def test_a_url_that_is_no_database_url_is_named(tmp_path):
     with pytest.raises(StorageError, match="'postgress://u@db/x' is not a storage URL"):
         open_storage("postgress://u@db/x", tmp_path)
+
+
+def test_heartbeat_settings_come_from_the_environment_for_a_url(
+    postgres_url, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("NNSHIP_TUNE_HEARTBEAT_S", "3")
+    monkeypatch.setenv("NNSHIP_TUNE_GRACE_S", "7")
+    storage = open_storage(postgres_url, tmp_path)
+    assert (storage.get_heartbeat_interval(), storage.grace_period) == (3, 7)
+    monkeypatch.setenv("NNSHIP_TUNE_HEARTBEAT_S", "soon")
+    with pytest.raises(StorageError, match="NNSHIP_TUNE_HEARTBEAT_S"):
+        open_storage(postgres_url, tmp_path)

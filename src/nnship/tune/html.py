@@ -244,7 +244,9 @@ def _front(
     series = [
         Series("dominated (in-trial latency)", _GREY, dominated, faint=True),
         Series("infeasible (in-trial latency)", FAIL_COLOR, infeasible, faint=True),
-        Series(f"front: {label}", color, front_pts, line="step"),
+        # no line: the front is non-dominated in the objectives (latency, size), not in
+        # accuracy, so joining its points here would draw a trade-off that is not one
+        Series(f"front: {label}", color, front_pts),
     ]
     kind = "relaxed front" if relaxed else "front"
     head = f"<h3>{escape(label)} <code>{escape(group.fingerprint)}</code> ({kind})</h3>"

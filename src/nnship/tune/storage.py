@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_DB_NAME",
     "DEFAULT_HEARTBEAT_S",
+    "GRACE_ENV",
+    "HEARTBEAT_ENV",
     "HeartbeatThread",
     "StorageError",
     "default_storage_url",
@@ -46,6 +49,12 @@ __all__ = [
 DEFAULT_DB_NAME = "study.db"
 DEFAULT_HEARTBEAT_S = 60
 """Seconds between heartbeats of a running trial on a server storage (grace: 2 intervals)."""
+
+HEARTBEAT_ENV = "NNSHIP_TUNE_HEARTBEAT_S"
+GRACE_ENV = "NNSHIP_TUNE_GRACE_S"
+"""Environment variables that set the heartbeat interval and grace period (whole seconds) of a
+server storage when the caller passes none: every worker of a cluster job gets the same
+settings without a new flag (tests use a 2 s heartbeat)."""
 
 
 CONNECT_TIMEOUT_S = 10
@@ -95,7 +104,8 @@ def open_storage(
     `DEFAULT_HEARTBEAT_S` for a URL and to off for the embedded file (one machine: a killed run
     is resumed with `--resume`, which fails and re-queues its interrupted trial).
     `grace_period` (seconds without a heartbeat before a running trial counts as dead) defaults
-    to two intervals. Raises `StorageError` naming the server (password left out) when the
+    to two intervals. For a URL, `$NNSHIP_TUNE_HEARTBEAT_S` / `$NNSHIP_TUNE_GRACE_S` set
+    either when not passed. Raises `StorageError` naming the server (password left out) when the
     storage cannot be opened or reached, or its driver is missing.
     """
     import optuna
@@ -105,7 +115,9 @@ def open_storage(
         Path(tune_dir).mkdir(parents=True, exist_ok=True)
         url = default_storage_url(tune_dir)
     elif heartbeat_interval is None:
-        heartbeat_interval = DEFAULT_HEARTBEAT_S
+        heartbeat_interval = _env_seconds(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_S
+    if grace_period is None and not embedded:
+        grace_period = _env_seconds(GRACE_ENV)
     given, url = url, _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -137,6 +149,15 @@ def open_storage(
         ) from exc
     except Exception as exc:  # sqlalchemy's OperationalError and friends: say where, no traceback
         raise _storage_error(given, exc) from exc
+
+
+def _env_seconds(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise StorageError(f"${name} must be a whole number of seconds > 0, got '{text}'")
+    return int(text)
 
 
 def _backend(url: str) -> str:
