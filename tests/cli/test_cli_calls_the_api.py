@@ -24,6 +24,7 @@ ARGV = {
     "prune": ["pkg.mod:net", "-o", "p.pt2", "--input", "x:1x3x8x8"],
     "quantize": ["m.onnx", "-o", "q.onnx"],
     "report": ["r.json"],
+    "tune": ["recipe.toml"],
     "validate": ["--data", "d.npz", "--baseline", "m.onnx", "--candidate", "q.onnx"],
 }
 

@@ -18,9 +18,11 @@ from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
 from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
+from nnship.api.tune import tune, tune_promote, tune_show
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
 from nnship.recipe import Recipe, load_recipe
+from nnship.tune.result import PromotedRecipe, TuneResult, TuneSummary
 
 COMMANDS = {
     "bench": bench,
@@ -36,18 +38,29 @@ COMMANDS = {
     "prune": prune,
     "quantize": quantize,
     "report": report,
+    "tune": tune,
     "validate": validate,
 }
 """CLI verb -> the API function it calls."""
+
+SUBCOMMANDS = {
+    "tune show": tune_show,
+    "tune promote": tune_promote,
+}
+"""CLI sub-verbs (`nnship tune show`) -> the API function each calls."""
 
 __all__ = [
     "COMMANDS",
     "BuildResult",
     "CheckResult",
     "DistillReport",
+    "PromotedRecipe",
     "PruneReport",
     "Recipe",
     "RenderedReport",
+    "SUBCOMMANDS",
+    "TuneResult",
+    "TuneSummary",
     "bench",
     "build",
     "calibrate",
@@ -62,5 +75,8 @@ __all__ = [
     "prune",
     "quantize",
     "report",
+    "tune",
+    "tune_promote",
+    "tune_show",
     "validate",
 ]

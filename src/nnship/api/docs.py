@@ -52,6 +52,10 @@ def api_markdown() -> str:
         func = api.COMMANDS[name]
         doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
         parts.append(f"## `api.{name}`\n\n```python\n{_signature(name, func)}\n```\n\n{doc}\n")
+    for func in sorted(api.SUBCOMMANDS.values(), key=lambda f: f.__name__):
+        doc = textwrap.dedent(inspect.getdoc(func) or "").strip()
+        name = func.__name__
+        parts.append(f"## `api.{name}`\n\n```python\n{_signature(name, func)}\n```\n\n{doc}\n")
     return "\n".join(parts)
 
 

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ def build(
     overrides: dict[str, Any] | None = None,
     reuse: bool = True,
     cache: str | Path | None = None,
+    on_distill_epoch: Callable[..., None] | None = None,
+    baseline_cache: bool = False,
 ) -> BuildResult:
     """Run the pipeline a recipe describes and return its report, artifacts and exit code.
 
@@ -50,6 +52,9 @@ def build(
     `reuse=False` every stage is recomputed even when a finished identical run exists (and the
     stage cache is refreshed). `cache` is the stage cache folder; several builds may share one,
     so a stage whose inputs hash the same is computed once. Defaults to `<build folder>/cache`.
+    `on_distill_epoch(stats, result)` is called after each distillation epoch and may raise
+    to abandon the build (the tuner's early stop); `baseline_cache=True` reuses the float
+    baseline's evaluation outputs from the stage cache (its row then has no latency).
     A failed gate is not an exception: it gives `exit_code` 1. Input errors raise
     `NnshipError` subclasses; nothing half-written is left behind.
     """
@@ -65,7 +70,14 @@ def build(
     from nnship.build.pipeline import run_pipeline
 
     cache_root = Path(cache).expanduser() if cache is not None else out / CACHE_DIR_NAME
-    ctx = StageContext(recipe, out.absolute(), StageCache(cache_root), reuse=reuse)
+    ctx = StageContext(
+        recipe,
+        out.absolute(),
+        StageCache(cache_root),
+        reuse=reuse,
+        on_distill_epoch=on_distill_epoch,
+        baseline_cache=baseline_cache,
+    )
     try:
         with _deterministic(recipe.seed), _on_sys_path(recipe.base_dir):
             return run_pipeline(ctx)

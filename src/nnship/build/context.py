@@ -4,6 +4,7 @@ two things stages report back besides their results (stage states and notes for 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ class StageContext:
     """Stage name -> state, in the order the stages ran."""
     notes: list[str] = field(default_factory=list)
     """Build-level notes, copied into the report."""
+    on_distill_epoch: Callable[..., None] | None = None
+    """Called by distillation after each epoch (`nnship.compress.distill`'s `on_epoch`); the
+    tuner raises from it to stop a hopeless trial."""
+    baseline_cache: bool = False
+    """Reuse the float baseline's evaluation outputs from the stage cache (the tuner's trials
+    share one baseline; the baseline row then has no latency of its own)."""
 
     @property
     def name(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,7 @@ def distill(
     *,
     val_data: DataSource | None = None,
     keep_zeros: bool = False,
+    on_epoch: Callable[[EpochStats, DistillResult], None] | None = None,
 ) -> DistillResult:
     """Train `student` (in place) to match `teacher` on `data`; returns the best-validation
     student. Labels in `data` enter the loss when `config.label_weight > 0` (default 0.5) and
@@ -218,6 +220,8 @@ def distill(
     `val_data`: validation set (default: `config.val_fraction` of `data`, seeded split).
     `keep_zeros`: weights that are exactly zero before training stay zero (fine-tuning an
     unstructured or 2:4 sparse student without losing its sparsity).
+    `on_epoch(stats, result)` is called after each epoch (its validation figures in `stats`);
+    it may raise to abandon the run (the tuner stops hopeless trials this way).
     Raises `DataError` if the data lacks the models' inputs, `CompressionError` if the student's
     outputs do not match the teacher's.
     """
@@ -342,6 +346,8 @@ def distill(
             info = f"loss {train_loss:.4f} val {val_loss:.4f}"
             progress.update(task, info=info + (f" agree {agree:.1%}" if agree is not None else ""))
             log.debug("distill epoch %d: %s", epoch + 1, info)
+            if on_epoch is not None:
+                on_epoch(result.history[-1], result)
             if val_loss < state["best_loss"]:
                 state.update(best_loss=val_loss, best_epoch=epoch + 1, bad_epochs=0)
                 state["best_state"] = copy.deepcopy(student.state_dict())

@@ -30,6 +30,7 @@ from nnship.recipe.sections import (
     ExportConfig,
     PruneConfig,
     QuantizeConfig,
+    TuneConfig,
     ValidateConfig,
     section_available,
 )
@@ -133,6 +134,8 @@ class Recipe(BaseModel):
     quantize: QuantizeConfig | None = None
     backends: BackendsConfig = Field(default_factory=BackendsConfig)
     validation: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    tune: TuneConfig | None = None
+    """`[tune]`: the search space of `nnship tune` (see `nnship.tune.space`); `build` ignores it."""
 
     _path: Path | None = None
     _base_dir: Path = Path(".")

@@ -67,6 +67,7 @@ if TYPE_CHECKING:  # type checkers see the real models; at run time they may be 
     from nnship.exporter.config import ExportConfig
     from nnship.quantize.config import QuantizeConfig
     from nnship.sources.data import DataConfig
+    from nnship.tune.space import TuneConfig
     from nnship.validate.config import ValidateConfig
 else:
     DataConfig = _stage_class("data", "nnship.sources.data", "DataConfig")
@@ -76,3 +77,4 @@ else:
     QuantizeConfig = _stage_class("quantize", "nnship.quantize.config", "QuantizeConfig")
     BackendsConfig = _stage_class("backends", "nnship.backends.config", "BackendsConfig")
     ValidateConfig = _stage_class("validate", "nnship.validate.config", "ValidateConfig")
+    TuneConfig = _stage_class("tune", "nnship.tune.space", "TuneConfig")

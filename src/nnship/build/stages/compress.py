@@ -117,7 +117,9 @@ def run_compress(ctx: StageContext, loaded: Any, train: DataSource | None) -> Co
         if found is None:
             if student is None:
                 student = current.module
-            result = distill(loaded.module, student, train, recipe.distill)
+            result = distill(
+                loaded.module, student, train, recipe.distill, on_epoch=ctx.on_distill_epoch
+            )
             save_pt2(_result_module(result, "student", "module", "model"), example, path)
             found = _info(result)
             stamp.record([path], found)

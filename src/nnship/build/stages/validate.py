@@ -54,6 +54,8 @@ def run_validation(
     with contextlib.ExitStack() as stack:
         baseline, base_label = _baseline(loaded, export.onnx_path, export.input_specs)
         stack.callback(baseline.close)
+        if ctx.baseline_cache:
+            baseline = _cached_baseline(ctx, loaded, baseline, base_label, evaluation)
         candidates: dict[str, Runner] = {}
         by_label: dict[str, Any] = {}
         cold: dict[str, Any] = {}
@@ -86,6 +88,37 @@ def run_validation(
     _annotate(ctx, report, artifacts, export.info, compress_info)
     ctx.mark("validate", "ran")
     return report
+
+
+def _cached_baseline(
+    ctx: StageContext, loaded: Any, baseline: Runner, label: str, evaluation: DataSource
+) -> Runner:
+    """The baseline's evaluation outputs, recorded once per (model, evaluation data) in the
+    stage cache and replayed (`SavedOutputsRunner`): the tuner's trials share one baseline."""
+    from nnship.validate.outputs import OutputRecorder, SavedOutputsRunner, manifest_path
+    from nnship.validate.validate import _Limited
+
+    cfg = ctx.recipe.validation
+    data = _Limited(evaluation, cfg.max_samples) if cfg.max_samples else evaluation
+    stage_dir = ctx.out / "baseline"
+    path = stage_dir / "outputs.npz"
+    inputs = {
+        "model": getattr(loaded, "fingerprint", None),
+        "runner": label,
+        "data": data.fingerprint(),
+        "batch_size": cfg.batch_size,
+    }
+    stamp, found = ctx.stamp(stage_dir, "baseline", inputs)
+    if found is None:
+        recorder = OutputRecorder(label, baseline, data_fingerprint=data.fingerprint())
+        for item in data.iter_batches(cfg.batch_size):
+            recorder.add(item.inputs, baseline.run(item.inputs), item.labels)
+        recorder.save(path)
+        stamp.record([path, manifest_path(path)], {})
+        ctx.mark("baseline", "ran")
+    else:
+        ctx.mark("baseline", "reused")
+    return SavedOutputsRunner(path)
 
 
 def _annotate(

@@ -1,0 +1,425 @@
+"""The tune loop: ask Optuna for a point, build it, tell Optuna what it measured.
+
+Ask-and-tell keeps the loop here: each trial is one `nnship.build.build` of the recipe with
+the sampled parameters applied, into `<tune>/trials/<number>/`, sharing one stage cache
+(`<tune>/cache/` or `--cache`), so trials that agree on a prefix of settings (same pruning,
+same float model, same calibration statistics) compute it once. The float baseline's
+evaluation outputs are cached too (`build(baseline_cache=True)`).
+
+Nothing is lost: every finished trial is appended to `trials.jsonl` before Optuna is told,
+so a run killed at any point resumes (`--resume`) with its interrupted trial rerun and no
+finished one recomputed (a trial found in `trials.jsonl` but still RUNNING in the storage is
+told from its record). When the run ends (trials or wall time spent), the fronts are
+computed, re-timed side by side on this machine, and written to `pareto.json` / `pareto.md`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnship.build.cache import stable_hash
+from nnship.errors import NnshipError, RecipeError
+from nnship.fileio import ensure_writable_dir, write_json_atomic
+from nnship.tune.fingerprint import machine_fingerprint
+from nnship.tune.pareto import compute_pareto, retime_fronts, write_pareto
+from nnship.tune.records import (
+    PARETO_NAME,
+    SETTINGS_NAME,
+    TRIALS_NAME,
+    ParetoFile,
+    TrialRecord,
+    TuneSettings,
+    append_trial,
+    read_trials,
+)
+from nnship.tune.space import TuneSpace, space_hash, validate_space
+from nnship.tune.storage import HeartbeatThread, open_storage, redact_url
+from nnship.tune.study import (
+    CONSTRAINTS_ATTR,
+    WORKER_ATTR,
+    open_study,
+    recover_interrupted,
+)
+from nnship.tune.trial import (
+    NOT_MEASURED_VIOLATION,
+    HopelessTrial,
+    best_artifact,
+    check_objectives_measurable,
+    distill_early_stop,
+    failed_record,
+    objective_values,
+    sample_params,
+    score_trial,
+    trial_recipe,
+    worker_name,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TuneRun", "default_tune_dir", "run_tune"]
+
+DEFAULT_TRIALS = 20
+LARGE_VALUE = 1e12
+"""What Optuna is told for an objective a trial could not measure (it needs finite values)."""
+
+
+@dataclass
+class TuneRun:
+    """What `run_tune` did: the folder, the study, the trials this call ran, and the fronts."""
+
+    tune_dir: Path
+    study_name: str
+    storage: str
+    ran: list[TrialRecord] = field(default_factory=list)
+    records: list[TrialRecord] = field(default_factory=list)
+    pareto: ParetoFile | None = None
+    resumed_interrupted: list[int] = field(default_factory=list)
+    stopped_by: str = "trials"
+
+
+def default_tune_dir(recipe: Any) -> Path:
+    """`build/<recipe name>-tune` in the working directory."""
+    return Path("build", f"{recipe.name}-tune").absolute()
+
+
+def _recipe_hash_data(recipe: Any) -> dict[str, Any]:
+    data = recipe.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    data.pop("tune", None)
+    data.pop("output_dir", None)
+    return data
+
+
+def _check_constraints_measurable(recipe: Any, space: TuneSpace) -> None:
+    """An accuracy constraint needs labelled evaluation data: say so before any trial."""
+    name = str(recipe.path) if recipe.path else "recipe"
+    if "max_top1_drop" not in space.config.constraints:
+        return
+    cfg = recipe.data.evaluation or recipe.data.calibration
+    if cfg is None:
+        raise RecipeError(
+            f"{name}: [tune] constraint max_top1_drop needs labelled evaluation data "
+            "([data.evaluation] with labels); without labels use min_top1_agreement"
+        )
+    from nnship.sources.data import open_data_config
+
+    data = open_data_config(cfg, None, recipe.base_dir)
+    if not data.has_labels:
+        raise RecipeError(
+            f"{name}: [tune] constraint max_top1_drop is an accuracy budget, but the evaluation "
+            f"data {data.describe()} has no labels; use min_top1_agreement (percent of samples "
+            "whose top-1 class matches the float model) instead"
+        )
+
+
+def _prepare_dir(tune_dir: Path, force: bool, resume: bool, shared: bool) -> None:
+    ensure_writable_dir(tune_dir)
+    if force:
+        for name in (TRIALS_NAME, PARETO_NAME, "pareto.md", SETTINGS_NAME):
+            (tune_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(tune_dir / "trials", ignore_errors=True)
+    elif (tune_dir / TRIALS_NAME).exists() and not (resume or shared):
+        raise RecipeError(
+            f"'{tune_dir}' already holds a tune run: --resume to continue it, --force to "
+            "start a new study there, or -o another folder"
+        )
+
+
+def _finished_count(study: Any) -> tuple[int, int]:
+    """(finished trials that count against the budget, trials running now). A failed trial
+    that was re-queued (interrupted) does not count; its rerun does."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried: set[int] = set()
+    for t in trials:
+        retried.update(t.system_attrs.get("retry_history", []))
+    done = sum(
+        1
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and t.number not in retried)
+    )
+    running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+    return done, running
+
+
+def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space: TuneSpace) -> None:
+    """A trial appended to trials.jsonl but killed before Optuna was told: tell it now."""
+    import optuna
+    from optuna.trial import TrialState
+
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
+    storage = study._storage
+    if record.state == "pruned":
+        storage.set_trial_state_values(frozen._trial_id, state=TrialState.PRUNED)
+    elif record.state == "failed":
+        storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+    else:
+        values, constraints = _optuna_values(record, space)
+        storage.set_trial_user_attr(frozen._trial_id, CONSTRAINTS_ATTR, constraints)
+        storage.set_trial_state_values(frozen._trial_id, state=TrialState.COMPLETE, values=values)
+    del optuna
+
+
+def _optuna_values(record: TrialRecord, space: TuneSpace) -> tuple[list[float], list[float]]:
+    best = best_artifact(record.artifacts, space.config.objectives)
+    values = [LARGE_VALUE] * len(space.config.objectives)
+    if best is not None:
+        values = [
+            v if math.isfinite(v) else LARGE_VALUE
+            for v in objective_values(best, space.config.objectives)
+        ]
+    constraints = [
+        (best.missed.get(k, 0.0) if best is not None else NOT_MEASURED_VIOLATION)
+        for k in space.config.constraints
+    ]
+    return values, constraints
+
+
+def _recover(study: Any, tune_dir: Path, space: TuneSpace, fingerprint: Any) -> list[int]:
+    """Interrupted trials: told from trials.jsonl when their record made it there, else
+    failed (recorded) and re-queued with the same parameters."""
+    from optuna.trial import TrialState
+
+    recorded = {r.number: r for r in read_trials(tune_dir)}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.number in recorded and recorded[trial.number].worker == trial.user_attrs.get(
+            WORKER_ATTR
+        ):
+            _tell_from_record(study, trial.number, recorded[trial.number], space)
+    interrupted = recover_interrupted(study)
+    for frozen in interrupted:
+        append_trial(
+            tune_dir,
+            TrialRecord(
+                number=frozen.number,
+                state="failed",
+                params=dict(frozen.user_attrs.get("recipe_params", {})),
+                reason=(
+                    f"interrupted: worker {frozen.user_attrs.get(WORKER_ATTR)} stopped mid-trial; "
+                    "rerun with the same parameters"
+                ),
+                fingerprint=fingerprint,
+                worker=str(frozen.user_attrs.get(WORKER_ATTR, "")),
+                build_dir=str(tune_dir / "trials" / str(frozen.number)),
+            ),
+        )
+    return [t.number for t in interrupted]
+
+
+def run_tune(
+    recipe: Any,
+    *,
+    tune_dir: Path,
+    storage_url: str | None = None,
+    study_name: str | None = None,
+    cache: Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    trials: int | None = None,
+    timeout_s: float | None = None,
+    progress: Any = None,
+    retime: bool = True,
+) -> TuneRun:
+    """Run (or continue) the tune study of `recipe` (a loaded `Recipe` with `[tune]`) into
+    `tune_dir`. `trials` / `timeout_s` override the recipe's; `progress` is an object with
+    `start(total, done)`, `trial_done(record, records)` and `stop()` (the CLI's display).
+    Raises `RecipeError` (exit 2) for a bad space, a study of another recipe, or a folder
+    that holds a run when neither `resume` nor `force` is given."""
+    space = validate_space(recipe)
+    check_objectives_measurable(recipe, space)
+    _check_constraints_measurable(recipe, space)
+    cfg = space.config
+    budget = (
+        trials or cfg.trials or (space.grid_size() if cfg.sampler == "grid" else DEFAULT_TRIALS)
+    )
+    timeout = timeout_s if timeout_s is not None else cfg.timeout_s
+    seed = cfg.seed if cfg.seed is not None else recipe.seed
+    tune_dir = Path(tune_dir).absolute()
+    shared = storage_url is not None
+    _prepare_dir(tune_dir, force, resume, shared)
+    storage = open_storage(storage_url, tune_dir)
+    name = study_name or recipe.name
+    recipe_data = _recipe_hash_data(recipe)
+    r_hash, s_hash = stable_hash(recipe_data)[:16], space_hash(space)
+    study = open_study(
+        storage,
+        name,
+        space,
+        recipe_hash=r_hash,
+        recipe_data=recipe_data,
+        space_hash=s_hash,
+        seed=seed,
+        resume=resume,
+        force=force,
+        shared=shared,
+    )
+    cache_dir = Path(cache).expanduser().absolute() if cache else tune_dir / "cache"
+    url_shown = redact_url(storage_url) if storage_url else f"sqlite:///{tune_dir / 'study.db'}"
+    write_json_atomic(
+        tune_dir / SETTINGS_NAME,
+        TuneSettings(
+            study=name,
+            storage=url_shown,
+            recipe_hash=r_hash,
+            space_hash=s_hash,
+            recipe_path=str(recipe.path) if recipe.path else None,
+            sampler=cfg.sampler,
+            seed=seed,
+            objectives=list(cfg.objectives),
+            constraints=dict(cfg.constraints),
+            cache=str(cache_dir),
+        ).model_dump(mode="json"),
+    )
+    fingerprint = machine_fingerprint()
+    run = TuneRun(tune_dir, name, url_shown)
+    run.resumed_interrupted = _recover(study, tune_dir, space, fingerprint)
+    early_stop = distill_early_stop(space)
+    started_run = time.time()
+    done, _ = _finished_count(study)
+    if progress is not None:
+        progress.start(budget, done, read_trials(tune_dir))
+    try:
+        while True:
+            done, running = _finished_count(study)
+            if done + running >= budget:
+                run.stopped_by = "trials"
+                break
+            if timeout is not None and time.time() - started_run >= timeout:
+                run.stopped_by = "timeout"
+                break
+            if cfg.sampler == "grid" and study.sampler.is_exhausted(study) and _waiting(study) == 0:
+                run.stopped_by = "grid exhausted"
+                break
+            record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint, early_stop)
+            run.ran.append(record)
+            if progress is not None:
+                progress.trial_done(record, read_trials(tune_dir))
+    finally:
+        if progress is not None:
+            progress.stop()
+    run.records = read_trials(tune_dir)
+    pareto = compute_pareto(run.records, list(cfg.objectives), dict(cfg.constraints))
+    if retime and "latency" in cfg.objectives and pareto.groups:
+        pareto = _retime(pareto, fingerprint.id, recipe)
+    write_pareto(tune_dir, pareto)
+    run.pareto = pareto
+    return run
+
+
+def _waiting(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def _retime(pareto: ParetoFile, fingerprint_id: str, recipe: Any) -> ParetoFile:
+    from nnship.sources.data import open_data_config
+
+    cfg = recipe.data.evaluation or recipe.data.calibration
+    data = open_data_config(cfg, None, recipe.base_dir) if cfg is not None else None
+    if data is None:
+        log.info("no data in the recipe: the fronts are not re-timed")
+        return pareto
+    try:
+        return retime_fronts(
+            pareto, fingerprint_id, recipe.backends, recipe.validation.latency, data
+        )
+    except NnshipError as exc:  # a front whose artifact went missing: keep the trial numbers
+        log.warning("re-timing the fronts failed: %s", exc)
+        return pareto
+
+
+def _run_one(
+    study: Any,
+    recipe: Any,
+    space: TuneSpace,
+    tune_dir: Path,
+    cache_dir: Path,
+    fingerprint: Any,
+    early_stop: Any,
+) -> TrialRecord:
+    """Ask, build, append to trials.jsonl, tell."""
+    from optuna.trial import TrialState
+
+    from nnship.build import build
+
+    trial = study.ask()
+    worker = worker_name()
+    trial.set_user_attr(WORKER_ATTR, worker)
+    started = time.time()
+    build_dir = tune_dir / "trials" / str(trial.number)
+    params: dict[str, Any] = {}
+    trial_rec = None
+    try:
+        params = sample_params(trial, space, recipe)
+        trial.set_user_attr("recipe_params", params)
+        trial_rec = trial_recipe(recipe, space, params)
+        if build_dir.exists():
+            shutil.rmtree(build_dir)
+        log.info("trial %d: %s", trial.number, params)
+        with HeartbeatThread(study._storage, trial._trial_id):
+            result = build(
+                trial_rec,
+                output_dir=build_dir,
+                cache=cache_dir,
+                on_distill_epoch=early_stop,
+                baseline_cache=True,
+            )
+        record = score_trial(
+            trial.number,
+            params,
+            trial_rec,
+            result,
+            space,
+            fingerprint=fingerprint,
+            started=started,
+            worker=worker,
+        )
+    except HopelessTrial as exc:
+        record = failed_record(
+            trial.number,
+            params,
+            trial_rec,
+            state="pruned",
+            reason=exc.reason,
+            fingerprint=fingerprint,
+            started=started,
+            worker=worker,
+            build_dir=build_dir,
+        )
+        append_trial(tune_dir, record)
+        study.tell(trial, state=TrialState.PRUNED)
+        log.info("trial %d pruned: %s", trial.number, exc.reason)
+        return record
+    except Exception as exc:  # one bad point must not end the study; the reason is kept
+        if not isinstance(exc, NnshipError):
+            log.exception("trial %d failed with an internal error", trial.number)
+        reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, NnshipError) else str(exc)
+        record = failed_record(
+            trial.number,
+            params,
+            trial_rec,
+            state="failed",
+            reason=reason,
+            fingerprint=fingerprint,
+            started=started,
+            worker=worker,
+            build_dir=build_dir,
+        )
+        append_trial(tune_dir, record)
+        study.tell(trial, state=TrialState.FAIL)
+        log.warning("trial %d failed: %s", trial.number, reason)
+        return record
+    values, constraints = _optuna_values(record, space)
+    trial.set_user_attr(CONSTRAINTS_ATTR, constraints)
+    trial.set_user_attr("feasible", record.feasible)
+    append_trial(tune_dir, record)  # first the record, then the storage: nothing is lost
+    study.tell(trial, values)
+    return record

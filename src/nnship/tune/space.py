@@ -1,0 +1,441 @@
+"""The recipe's `[tune]` section and its search space `[tune.space]`.
+
+```toml
+[tune]
+objectives = ["latency", "size"]          # minimised
+constraints = { max_top1_drop = 1.0 }     # any validate gate; hard constraints
+sampler = "tpe"                           # tpe | random | grid | nsga2
+trials = 40
+seed = 0
+
+[tune.space]
+"prune.ratio" = [0.0, 0.25, 0.5]                                   # categorical
+"distill.epochs" = { low = 2, high = 12, step = 2, when = "prune.ratio > 0" }   # int range
+"distill.lr" = { low = 1e-4, high = 3e-3, log = true }             # float range, log scale
+"quantize.method" = { choices = ["entropy", "mse"] }               # categorical as a table
+
+[tune.conditions]                         # glob of keys (or a section) -> condition
+"distill.*" = "prune.ratio > 0"
+"distill" = "prune.ratio > 0"             # a bare section name: the section itself is dropped
+```
+
+Conditions: a parameter (or a whole section) is active only when its condition holds, evaluated
+on the parameters sampled before it (declaration order) and, for keys not in the space, on the
+recipe's own values. Grammar: `KEY OP VALUE [and KEY OP VALUE ...]`, `OP` one of
+`== != < <= > >= in`, `VALUE` a TOML literal (`0`, `"mse"`, `["int8"]`). An inactive parameter
+is not sampled and the recipe keeps its own value; an inactive section is removed from the
+trial's recipe (so `"distill" = "prune.ratio > 0"` distills pruned models only).
+
+Everything is checked when the recipe loads, before any trial (`validate_space`): each key
+must be a recipe key that accepts the values of its range (a representative value is applied
+as an override and the recipe validated), `low <= high`, `log` only for positive ranges, no
+empty list. Errors are `RecipeError`s naming the key (exit 2).
+
+This module imports neither torch nor optuna (the recipe imports it).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import math
+import operator
+import re
+import sys
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "CONSTRAINT_GATES",
+    "Condition",
+    "Parameter",
+    "TuneConfig",
+    "TuneSpace",
+    "parse_condition",
+    "space_hash",
+    "validate_space",
+]
+
+Objective = Literal["latency", "size"]
+SamplerName = Literal["tpe", "random", "grid", "nsga2"]
+
+CONSTRAINT_GATES = (
+    "max_top1_drop",
+    "min_top1_agreement",
+    "min_top5_agreement",
+    "min_cosine",
+    "min_sqnr_db",
+    "max_abs_error",
+    "max_latency_ms",
+    "max_size_mb",
+)
+"""The validate gates (`[validate.gates]`) a tune constraint may name."""
+
+
+class RangeSpec(BaseModel):
+    """`{low, high[, step][, log]}`: an int range when low, high (and step) are ints, else a
+    float range. `when` makes it conditional."""
+
+    model_config = ConfigDict(extra="forbid")
+    low: int | float
+    high: int | float
+    step: int | float | None = None
+    log: bool = False
+    when: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RangeSpec:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) > high ({self.high})")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log = true needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined (Optuna's rule)")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        values = [self.low, self.high] + ([self.step] if self.step is not None else [])
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+class ChoiceSpec(BaseModel):
+    """`{choices = [...]}`: categorical, as a table so it can carry `when`."""
+
+    model_config = ConfigDict(extra="forbid")
+    choices: list[Any]
+    when: str | None = None
+
+
+class TuneConfig(BaseModel):
+    """The `[tune]` recipe section (`nnship build` ignores it).
+
+    - `objectives`: minimised, of the best feasible artifact of a trial: "latency" (p50 ms,
+      measured on the worker that ran the trial) and/or "size" (bytes on disk). Default both.
+    - `constraints`: validate gates (`max_top1_drop`, `min_cosine`, `min_top1_agreement`, ...,
+      units as in `[validate.gates]`); an artifact that misses one is infeasible. Default none.
+    - `sampler`: "tpe" (default, Bayesian), "random", "grid" (every point of the space once),
+      "nsga2" (genetic, several objectives).
+    - `trials`: how many trials (default 20; grid: every point unless set lower).
+    - `timeout_s`: wall-time budget in seconds (None: no limit).
+    - `seed`: the sampler's seed (default: the recipe's `seed`); same seed, same trials.
+    - `patience` / `margin`: early stop of hopeless distillations: after epoch `patience`
+      (default 2), a distillation whose validation accuracy misses the accuracy budget by more
+      than `margin` percentage points (default 5) is stopped and the trial recorded as pruned.
+    - `space`: recipe key -> list (categorical), `{low, high, step, log}` range or
+      `{choices}`; `conditions`: key glob or section -> condition (see the module doc).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    objectives: list[Objective] = Field(default_factory=lambda: ["latency", "size"], min_length=1)
+    constraints: dict[str, float] = Field(default_factory=dict)
+    sampler: SamplerName = "tpe"
+    trials: int | None = Field(default=None, ge=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+    seed: int | None = None
+    patience: int = Field(default=2, ge=1)
+    margin: float = Field(default=5.0, ge=0)
+    space: dict[str, list[Any] | RangeSpec | ChoiceSpec] = Field(default_factory=dict)
+    conditions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"an objective is listed twice: {value}")
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _known_gates(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            if name not in CONSTRAINT_GATES:
+                raise ValueError(
+                    f"'{name}' is not a validate gate; constraints take {', '.join(CONSTRAINT_GATES)}"
+                )
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditions
+
+_OPS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "in": lambda a, b: a in b,
+}
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>|\bin\b)\s*(.+?)\s*$")
+
+
+class Condition(BaseModel):
+    """`KEY OP VALUE [and ...]`, parsed; `holds(values)` evaluates it."""
+
+    model_config = ConfigDict(frozen=True)
+    text: str
+    clauses: list[tuple[str, str, Any]]
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for key, _, _ in self.clauses]
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        for key, op, literal in self.clauses:
+            if key not in values:
+                return False
+            try:
+                if not _OPS[op](values[key], literal):
+                    return False
+            except TypeError:
+                return False
+        return True
+
+
+def parse_condition(text: str) -> Condition:
+    """Parse a condition; raises ValueError saying what is wrong."""
+    clauses = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        match = _CLAUSE.match(part)
+        if not match:
+            raise ValueError(
+                f"cannot read condition '{text}': expected KEY OP VALUE (OP: == != < <= > >= in)"
+            )
+        key, op, literal = match.groups()
+        try:
+            value = tomllib.loads(f"v = {literal}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"condition '{text}': '{literal}' is not a TOML value") from exc
+        clauses.append((key, op, value))
+    return Condition(text=text, clauses=clauses)
+
+
+# ---------------------------------------------------------------------------------------------
+# The validated space
+
+
+class Parameter(BaseModel):
+    """One searched recipe key: categorical `choices`, or an int/float range."""
+
+    model_config = ConfigDict(frozen=True)
+    key: str
+    kind: Literal["categorical", "int", "float"]
+    choices: list[Any] | None = None
+    low: float | int | None = None
+    high: float | int | None = None
+    step: float | int | None = None
+    log: bool = False
+    condition: Condition | None = None
+
+    def grid_values(self) -> list[Any]:
+        """Every value of a grid over this parameter (ranges need a step, or are ints)."""
+        if self.kind == "categorical":
+            return list(self.choices or [])
+        assert self.low is not None and self.high is not None
+        if self.kind == "int":
+            step = int(self.step or 1)
+            return list(range(int(self.low), int(self.high) + 1, step))
+        if self.step is None:
+            raise ValueError("a float range needs a step for the grid sampler (or use a list)")
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return [round(self.low + i * self.step, 12) for i in range(count)]
+
+    def representative_values(self) -> list[Any]:
+        """Values applied to the recipe at load time to check the key accepts them."""
+        if self.kind == "categorical":
+            return list(self.choices or [])
+        return [self.low, self.high]
+
+    def distribution(self) -> Any:
+        """The Optuna distribution (imported lazily)."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.kind == "categorical":
+            return CategoricalDistribution([_to_optuna(c) for c in self.choices or []])
+        if self.kind == "int":
+            return IntDistribution(
+                int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
+        return FloatDistribution(float(self.low), float(self.high), step=self.step, log=self.log)
+
+
+def _to_optuna(value: Any) -> Any:
+    """Optuna's categorical choices must be None/bool/int/float/str: lists and tables travel
+    as their JSON text (turned back by `from_optuna`)."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def from_optuna(param: Parameter, value: Any) -> Any:
+    """The recipe value of an Optuna-sampled value (`_to_optuna` reversed)."""
+    if param.kind == "categorical" and isinstance(value, str):
+        for choice in param.choices or []:
+            if isinstance(choice, list | dict) and json.dumps(choice, sort_keys=True) == value:
+                return choice
+    return value
+
+
+class TuneSpace(BaseModel):
+    """The validated `[tune]` section: settings, parameters in declaration order, and the
+    section-level conditions."""
+
+    model_config = ConfigDict(frozen=True)
+    config: TuneConfig
+    parameters: list[Parameter]
+    section_conditions: dict[str, Condition] = Field(default_factory=dict)
+
+    def active_sections_removed(self, params: dict[str, Any], base: dict[str, Any]) -> list[str]:
+        """Sections whose condition fails for these params (removed from the trial's recipe)."""
+        values = {**base, **params}
+        return [s for s, cond in self.section_conditions.items() if not cond.holds(values)]
+
+    def grid(self) -> dict[str, list[Any]]:
+        """Optuna GridSampler's search space (values as Optuna sees them)."""
+        out = {}
+        for p in self.parameters:
+            out[p.key] = [_to_optuna(v) for v in p.grid_values()]
+        return out
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.grid().values()) if self.parameters else 1
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, full + "."))
+        out[full] = value
+    return out
+
+
+def _parameter(key: str, spec: Any, conditions: dict[str, Condition]) -> Parameter:
+    from nnship.errors import RecipeError
+
+    where = f"[tune.space] '{key}'"
+    when: Condition | None = None
+    if isinstance(spec, list):
+        if not spec:
+            raise RecipeError(f"{where}: empty list of values")
+        param = Parameter(key=key, kind="categorical", choices=spec)
+    elif isinstance(spec, ChoiceSpec):
+        if not spec.choices:
+            raise RecipeError(f"{where}: empty list of choices")
+        param = Parameter(key=key, kind="categorical", choices=spec.choices)
+        when = _parse(spec.when, where)
+    else:
+        kind = "int" if spec.is_int else "float"
+        param = Parameter(
+            key=key, kind=kind, low=spec.low, high=spec.high, step=spec.step, log=spec.log
+        )
+        when = _parse(spec.when, where)
+    if when is None:
+        for pattern, cond in conditions.items():
+            if "." in pattern and fnmatch.fnmatchcase(key, pattern):
+                when = cond
+                break
+    return param.model_copy(update={"condition": when}) if when else param
+
+
+def _parse(text: str | None, where: str) -> Condition | None:
+    from nnship.errors import RecipeError
+
+    if text is None:
+        return None
+    try:
+        return parse_condition(text)
+    except ValueError as exc:
+        raise RecipeError(f"{where}: {exc}") from exc
+
+
+def validate_space(recipe: Any) -> TuneSpace:
+    """Check `recipe.tune` against the recipe schema and return the validated space.
+
+    Each key gets each representative value (every choice; a range's low and high) applied
+    as an override, and the recipe is validated again, so an unknown key, a value of the wrong
+    type or out of the key's bounds is a `RecipeError` naming the key, before any trial.
+    Constraints on accuracy need labels: checked by the engine when it opens the data.
+    """
+    from nnship.errors import RecipeError
+    from nnship.recipe import apply_overrides
+
+    name = str(recipe.path) if getattr(recipe, "path", None) else "recipe"
+    config: TuneConfig | None = getattr(recipe, "tune", None)
+    if config is None:
+        raise RecipeError(f"{name}: no [tune] section: add [tune] and [tune.space] to tune")
+    if not config.space:
+        raise RecipeError(f"{name}: [tune.space] is empty: declare at least one key to search")
+    conditions: dict[str, Condition] = {}
+    for pattern, text in config.conditions.items():
+        conditions[pattern] = _parse(text, f"[tune.conditions] '{pattern}'")  # type: ignore[assignment]
+    base = recipe.model_dump(mode="json", by_alias=True, exclude={"tune"})
+    sections = {k for k, v in base.items() if isinstance(v, dict) or v is None}
+    section_conditions = {}
+    for pattern, cond in conditions.items():
+        if "." not in pattern and "*" not in pattern:
+            if pattern not in sections:
+                raise RecipeError(f"{name}: [tune.conditions] '{pattern}' is not a recipe section")
+            section_conditions[pattern] = cond
+    parameters: list[Parameter] = []
+    declared: set[str] = set()
+    for key, spec in config.space.items():
+        param = _parameter(key, spec, conditions)
+        for ref in param.condition.keys if param.condition else []:
+            if ref in config.space and ref not in declared:
+                raise RecipeError(
+                    f"{name}: [tune.space] '{key}': its condition reads '{ref}', declared after "
+                    "it; declare the keys a condition reads first"
+                )
+        if key.split(".")[0] == "tune":
+            raise RecipeError(
+                f"{name}: [tune.space] '{key}': the [tune] section cannot be searched"
+            )
+        for value in param.representative_values():
+            try:
+                apply_overrides(recipe, {key: value})
+            except RecipeError as exc:
+                detail = str(exc).split(": ", 1)[-1]
+                raise RecipeError(
+                    f"{name}: [tune.space] '{key}' = {json.dumps(value)}: {detail}"
+                ) from exc
+        if key not in _flatten(
+            apply_overrides(recipe, {key: param.representative_values()[0]}).model_dump(
+                mode="json", by_alias=True
+            )
+        ):
+            raise RecipeError(f"{name}: [tune.space] '{key}' is not a recipe key")
+        parameters.append(param)
+        declared.add(key)
+    if config.sampler == "grid":
+        for param in parameters:
+            try:
+                param.grid_values()
+            except ValueError as exc:
+                raise RecipeError(f"{name}: [tune.space] '{param.key}': {exc}") from exc
+    return TuneSpace(config=config, parameters=parameters, section_conditions=section_conditions)
+
+
+def space_hash(space: TuneSpace) -> str:
+    """A short hash of what decides which trials a study proposes (the space, the conditions,
+    the sampler, the seed, objectives and constraints)."""
+    data = space.config.model_dump(mode="json", exclude={"trials", "timeout_s"})
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
