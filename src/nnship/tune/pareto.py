@@ -104,9 +104,36 @@ def _groups(
                     _point(record, artifact, relaxed)
                 )
     return [
-        ParetoGroup(backend=b, precision=p, fingerprint=f, front=non_dominated(points, objectives))
+        ParetoGroup(
+            backend=b,
+            precision=p,
+            fingerprint=f,
+            front=non_dominated(_merge_same(points), objectives),
+        )
         for (b, p, f), points in sorted(buckets.items())
     ]
+
+
+def _merge_same(points: list[FrontPoint]) -> list[FrontPoint]:
+    """One point per artifact: trials whose artifacts have the same SHA-256 (the fp32 model
+    of trials that differ only in quantization) built the same file; it is kept once, under
+    its first trial, with the median of the latencies the trials measured (less noisy)."""
+    import statistics
+
+    by_hash: dict[str, list[FrontPoint]] = defaultdict(list)
+    merged = []
+    for p in points:
+        if p.sha256:
+            by_hash[p.sha256].append(p)
+        else:
+            merged.append(p)
+    for same in by_hash.values():
+        first = min(same, key=lambda p: p.trial)
+        latencies = [p.latency_ms for p in same if p.latency_ms is not None]
+        if latencies:
+            first = first.model_copy(update={"latency_ms": statistics.median(latencies)})
+        merged.append(first)
+    return merged
 
 
 def compute_pareto(

@@ -163,6 +163,9 @@ class TuneConfig(BaseModel):
                 raise ValueError(
                     f"'{name}' is not a validate gate; constraints take {', '.join(CONSTRAINT_GATES)}"
                 )
+        from nnship.validate.config import Gates
+
+        Gates(**value)  # the gate's own bounds (min_cosine <= 1, ...)
         return value
 
 

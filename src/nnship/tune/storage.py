@@ -126,10 +126,12 @@ def open_storage(
     else:
         engine_kwargs["pool_pre_ping"] = True
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    # Heartbeats and stale-trial retry are Optuna's documented multi-node mode, marked
+    # experimental since 2.8; the warnings say nothing a tune user can act on.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     try:
-        with warnings.catch_warnings(), _schema_lock(url, engine_kwargs):
-            # heartbeats are "experimental" since Optuna 2.9 and the documented multi-node mode
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _schema_lock(url, engine_kwargs):
             kwargs: dict[str, Any] = {}
             if heartbeat_interval is not None:
                 kwargs = {
