@@ -284,9 +284,8 @@ def zoo_recipe(name: str, args, work: Path) -> Path:
 # -- tuning -----------------------------------------------------------------------------------
 def run_tune(recipe_path: Path, tune_dir: Path, cache: Path, **overrides: Any) -> Any:
     """One in-process tune run through nnship's engine; `overrides` are recipe keys."""
-    from nnship.tune.engine import run_tune as engine_run
-
     from nnship.recipe import load_recipe
+    from nnship.tune.engine import run_tune as engine_run
 
     recipe = load_recipe(recipe_path, overrides=overrides or None)
     return engine_run(recipe, tune_dir=tune_dir, cache=cache, force=True)
@@ -308,11 +307,10 @@ def independent_builds(recipe_path: Path, records: list[Any], k: int, work: Path
     compression setting where possible, evenly spread over the grid."""
     import shutil
 
-    from nnship.tune.space import validate_space
-    from nnship.tune.trial import trial_recipe
-
     from nnship.build import build
     from nnship.recipe import load_recipe
+    from nnship.tune.space import validate_space
+    from nnship.tune.trial import trial_recipe
 
     recipe = load_recipe(recipe_path)
     space = validate_space(recipe)
@@ -367,12 +365,12 @@ def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float]) 
 def replay(recipe_path: Path, grid: list[Any], sampler: str, seed: int, n: int) -> list[Any]:
     """nnship's sampler `sampler` proposing `n` trials against the grid's measurements."""
     import optuna
+
+    from nnship.recipe import load_recipe
     from nnship.tune.engine import _optuna_values
     from nnship.tune.space import validate_space
     from nnship.tune.study import CONSTRAINTS_ATTR, make_sampler
     from nnship.tune.trial import sample_params
-
-    from nnship.recipe import load_recipe
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     recipe = load_recipe(recipe_path, overrides={"tune.sampler": sampler})
@@ -410,8 +408,8 @@ def kill_and_resume(recipe_path: Path, work: Path, cache: Path, trials: int) -> 
 
     tune_dir = work / "kill-resume"
     shutil.rmtree(tune_dir, ignore_errors=True)
-    cmd = [sys.executable, "-m", "nnship.cli.main", "tune", str(recipe_path), "-o", str(tune_dir),
-           "--cache", str(cache), "--sampler", "random", "--trials", str(trials), "-q"]  # fmt: skip
+    cmd = [sys.executable, "-m", "nnship.cli.main", "-q", "tune", str(recipe_path), "-o", str(tune_dir),
+           "--cache", str(cache), "--sampler", "random", "--trials", str(trials)]  # fmt: skip
     log = (work / "kill-resume.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     jsonl = tune_dir / "trials.jsonl"
