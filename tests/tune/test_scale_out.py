@@ -77,13 +77,14 @@ def grid_recipe(tmp_path_factory, trained_digits_cnn, digits_npz) -> Path:
     return path
 
 
-def _worker(recipe: Path, url: str, out: Path, *extra: str) -> subprocess.Popen:
-    """One `nnship tune` worker process; its output goes to `out/worker.log`."""
+def _worker(recipe: Path, url: str, out: Path, tune_dir: Path | None = None) -> subprocess.Popen:
+    """One `nnship tune` worker process (tune folder `tune_dir`, default `out/tune`; the stage
+    cache shared with its siblings); its output goes to `out/worker.log`."""
     out.mkdir(parents=True, exist_ok=True)
     log = (out / "worker.log").open("w")
     cmd = [sys.executable, "-m", "nnship.cli.main", "-q", "tune", str(recipe),
-           "--storage", url, "--study", "s", "-o", str(out / "tune"),
-           "--cache", str(out.parent / "shared-cache"), *extra]  # fmt: skip
+           "--storage", url, "--study", "s", "-o", str(tune_dir or out / "tune"),
+           "--cache", str(out.parent / "shared-cache")]  # fmt: skip
     env = {**os.environ, **HEARTBEAT_ENV, "COLUMNS": "200"}
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, text=True)
 
@@ -100,8 +101,8 @@ def _log(out: Path) -> str:
     return (out / "worker.log").read_text()
 
 
-def _records(out: Path) -> list[dict]:
-    path = out / "tune" / "trials.jsonl"
+def _records(tune_dir: Path) -> list[dict]:
+    path = tune_dir / "trials.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -115,31 +116,33 @@ def _methods(trials) -> list[str]:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def two_workers(grid_recipe, postgres_server, tmp_path_factory):
-    """Two workers started together on one empty study; both waited for."""
+    """Two workers started together on one empty study, one tune folder and one stage cache
+    (as on a cluster's shared volume); both waited for."""
     name = "nnship_two_workers"
     postgres_server.psql(f"CREATE DATABASE {name};")
     url = postgres_server.get_uri(name)
     root = tmp_path_factory.mktemp("two")
-    outs = [root / "a", root / "b"]
-    procs = [_worker(grid_recipe, url, out) for out in outs]
+    outs, tune_dir = [root / "a", root / "b"], root / "tune"
+    procs = [_worker(grid_recipe, url, out, tune_dir) for out in outs]
     codes = [_wait(p) for p in procs]
-    return url, outs, codes
+    return url, outs, tune_dir, codes
 
 
 def test_two_workers_finish_the_grid_with_every_point_once(two_workers, tmp_path):
-    url, outs, codes = two_workers
+    url, outs, tune_dir, codes = two_workers
     assert codes == [0, 0], [_log(o)[-2000:] for o in outs]
     study = _study(url, tmp_path)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert _methods(complete) == sorted(METHODS)  # every grid point exactly once
     assert len(study.trials) == len(METHODS)  # nothing run twice, nothing failed
-    records = [r for out in outs for r in _records(out)]
+    records = _records(tune_dir)
     assert sorted(r["number"] for r in records) == list(range(len(METHODS)))
-    assert len({r["worker"] for r in records}) == 2  # both workers took trials
+    assert len({r["worker"] for r in records}) == 2  # both workers took trials, one folder
+    assert {r["state"] for r in records} == {"complete"}
 
 
 def test_a_worker_with_another_recipe_is_refused(two_workers, grid_recipe, tmp_path):
-    url, _, _ = two_workers
+    url = two_workers[0]
     other = tmp_path / "other.toml"
     other.write_text(grid_recipe.read_text().replace("runs = 10", "runs = 11"), encoding="utf-8")
     proc = _worker(other, url, tmp_path / "w")
