@@ -430,14 +430,17 @@ def kill_and_resume(recipe_path: Path, work: Path, cache: Path, trials: int) -> 
     resumed = subprocess.run(cmd + ["--resume"], stdout=log, stderr=subprocess.STDOUT)
     after = [json.loads(x) for x in jsonl.read_text().splitlines() if x.strip()]
     new_lines = after[len(before) :]
+    interrupted = [r for r in new_lines if r["state"] == "failed" and "interrupted" in
+                   (r.get("reason") or "")]  # fmt: skip
+    rerun_params = [_key(r["params"]) for r in new_lines if r["state"] != "failed"]
     return {
         "finished_before_kill": len(finished),
         "recomputed_after_resume": sum(1 for r in new_lines if r["number"] in finished),
-        "interrupted_rerun": sum(1 for r in new_lines if r["state"] == "failed") == 0
-        and any(r["number"] not in finished for r in new_lines),
-        "trials_after_resume": len({r["number"] for r in after if r["state"] != "failed"}),
+        "interrupted": [r["number"] for r in interrupted],
+        "interrupted_rerun": all(_key(r["params"]) in rerun_params for r in interrupted),
+        "finished_after_resume": len({r["number"] for r in after if r["state"] != "failed"}),
         "resume_exit": resumed.returncode,
-        "resume_wall_s": time.perf_counter() - t0,
+        "resume_wall_s": round(time.perf_counter() - t0, 1),
     }
 
 

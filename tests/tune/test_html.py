@@ -164,7 +164,7 @@ def test_the_page_parses_with_one_chart_per_group_and_no_network(tune_folder, tm
     assert page.urls == []
     assert not re.search(r"https?://", text)
     assert "onnxruntime/int8" in text and "openvino/int8" in text
-    assert "top-1 accuracy drop (points)" in text  # the constraint's metric is the y axis
+    assert "top-1 drop, points (lower = better)" in text  # the constraint's metric is the y axis
     assert "different machines" not in text  # one fingerprint: no warning
 
 

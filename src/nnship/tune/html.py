@@ -46,11 +46,11 @@ __all__ = ["QUALITY_METRICS", "parameter_importances", "render_tune_html", "writ
 
 QUALITY_METRICS = {
     # metric: (axis title, lower is better)
-    "top1_drop": ("top-1 accuracy drop (points)", True),
-    "top1_agreement": ("top-1 agreement with the float model (%)", False),
-    "top5_agreement": ("top-5 agreement with the float model (%)", False),
-    "cosine": ("output cosine similarity to the float model", False),
-    "sqnr_db": ("output SQNR (dB)", False),
+    "top1_drop": ("top-1 drop, points", True),
+    "top1_agreement": ("top-1 agreement, %", False),
+    "top5_agreement": ("top-5 agreement, %", False),
+    "cosine": ("output cosine to float", False),
+    "sqnr_db": ("output SQNR, dB", False),
 }
 """The accuracy metrics a front can be drawn against, in order of preference when no
 constraint names one."""
@@ -258,7 +258,7 @@ def _front(
             title=f"Pareto front of {label}",
             x_title="p50 latency (ms)"
             + (", front re-timed in one interleaved pass" if pareto.retimed else ""),
-            y_title=f"{title} ({'lower' if lower_better else 'higher'} is better)",
+            y_title=f"{title} ({'lower' if lower_better else 'higher'} = better)",
         )
         caption = (
             f"{'Down' if lower_better else 'Up'} and to the left is better; the marker's area "
@@ -330,7 +330,7 @@ def _history(trials: list[TrialRecord]) -> str:
         ],
         title="optimisation history",
         x_title="trial number",
-        y_title="best feasible p50 latency of the trial (ms)",
+        y_title="trial's best feasible p50 (ms)",
     )
     caption = (
         "Each trial's fastest feasible artifact (latency as measured in the trial, across "
