@@ -25,6 +25,7 @@ COMMANDS = (
     "explain",
     "report",
     "demo",
+    "tune",
 )
 
 

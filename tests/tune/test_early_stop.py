@@ -23,11 +23,14 @@ def test_hopeless_distillation_is_stopped_and_recorded_as_pruned(tune_recipe, tm
         margin = 0.0
         [tune.space]
         "prune.ratio" = [0.75]
+        "quantize.method" = ["minmax", "percentile"]
         """
     )
     result = api.tune(recipe, output_dir=tmp_path / "t", quiet=True)
-    (record,) = result.records
-    assert record.state == "pruned"
-    assert "distillation stopped after epoch 1" in record.reason
-    assert "top-1 agreement" in record.reason and not record.artifacts
+    first, second = result.records
+    assert first.state == "pruned"
+    assert "distillation stopped after epoch 1" in first.reason
+    assert "top-1 agreement" in first.reason and not first.artifacts
+    # the same prune/distill settings with another quantizer are not distilled again
+    assert second.state == "pruned" and f"as trial {first.number}" in second.reason
     assert result.pareto.groups == [] and result.exit_code == 1

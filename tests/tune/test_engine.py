@@ -19,6 +19,7 @@ def _points(records):
     return [tuple(sorted(r.params.items())) for r in records]
 
 
+@pytest.mark.slow
 def test_grid_covers_every_point_once_and_shares_stages(tune_recipe, tmp_path):
     recipe = tune_recipe(
         """
@@ -70,7 +71,7 @@ def test_the_same_seed_gives_the_same_trials(tune_recipe, tmp_path, shared_cache
         """
         [tune]
         sampler = "tpe"
-        trials = 3
+        trials = 2
         seed = 7
         [tune.space]
         "quantize.method" = ["minmax", "percentile", "mse"]
@@ -208,3 +209,19 @@ def test_a_worker_with_another_recipe_cannot_join_the_study(tune_recipe, tmp_pat
             quiet=True,
             cache=shared_cache,
         )
+
+
+def test_nsga2_runs_a_constrained_multi_objective_study(tune_recipe, tmp_path, shared_cache):
+    result = api.tune(
+        tune_recipe(GRID_2X2.replace('"grid"', '"nsga2"')),
+        output_dir=tmp_path / "t",
+        trials=2,
+        quiet=True,
+        cache=shared_cache,
+    )
+    assert [r.state for r in result.records] == ["complete", "complete"]
+    import optuna
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}")
+    assert len(study.directions) == 2
+    assert all(t.user_attrs["constraints"] == [0.0] for t in study.trials)

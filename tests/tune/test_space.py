@@ -109,3 +109,43 @@ def test_a_bad_duration_is_a_recipe_error():
 
     with pytest.raises(RecipeError, match="--timeout '5x'"):
         parse_duration("5x")
+
+
+def test_a_failed_section_condition_removes_the_section(tune_recipe):
+    from nnship.tune.trial import trial_recipe
+
+    recipe = load_recipe(
+        tune_recipe(
+            """
+            [tune]
+            [tune.space]
+            "prune.ratio" = [0.0, 0.5]
+            "distill.epochs" = { low = 1, high = 3 }
+            [tune.conditions]
+            "prune" = "prune.ratio > 0"
+            "distill" = "prune.ratio > 0"
+            "distill.*" = "prune.ratio > 0"
+            """
+        )
+    )
+    space = validate_space(recipe)
+    assert space.parameters[1].condition is not None
+    unpruned = trial_recipe(recipe, space, {"prune.ratio": 0.0})
+    assert unpruned.prune is None and unpruned.distill is None and unpruned.tune is None
+    pruned = trial_recipe(recipe, space, {"prune.ratio": 0.5, "distill.epochs": 2})
+    assert pruned.prune.ratio == 0.5 and pruned.distill.epochs == 2
+
+
+def test_an_accuracy_budget_without_labels_suggests_agreement(tune_recipe, tmp_path):
+    import numpy as np
+
+    from nnship.tune.engine import run_tune
+
+    np.savez(tmp_path / "nolabels.npz", x=np.zeros((4, 1, 8, 8), np.float32))
+    recipe = load_recipe(
+        tune_recipe('[tune]\nconstraints = { max_top1_drop = 1.0 }\n[tune.space]\n"seed" = [0]\n'),
+        overrides={"data.evaluation.path": str(tmp_path / "nolabels.npz")},
+    )
+    with pytest.raises(RecipeError, match="no labels; use min_top1_agreement"):
+        run_tune(recipe, tune_dir=tmp_path / "t")
+    assert not (tmp_path / "t").exists()

@@ -152,7 +152,6 @@ def _finished_count(study: Any) -> tuple[int, int]:
 
 def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space: TuneSpace) -> None:
     """A trial appended to trials.jsonl but killed before Optuna was told: tell it now."""
-    import optuna
     from optuna.trial import TrialState
 
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
@@ -165,7 +164,6 @@ def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space:
         values, constraints = _optuna_values(record, space)
         storage.set_trial_user_attr(frozen._trial_id, CONSTRAINTS_ATTR, constraints)
         storage.set_trial_state_values(frozen._trial_id, state=TrialState.COMPLETE, values=values)
-    del optuna
 
 
 def _optuna_values(record: TrialRecord, space: TuneSpace) -> tuple[list[float], list[float]]:
@@ -284,7 +282,6 @@ def run_tune(
     fingerprint = machine_fingerprint()
     run = TuneRun(tune_dir, name, url_shown)
     run.resumed_interrupted = _recover(study, tune_dir, space, fingerprint)
-    early_stop = distill_early_stop(space)
     started_run = time.time()
     done, _ = _finished_count(study)
     if progress is not None:
@@ -301,7 +298,7 @@ def run_tune(
             if cfg.sampler == "grid" and study.sampler.is_exhausted(study) and _waiting(study) == 0:
                 run.stopped_by = "grid exhausted"
                 break
-            record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint, early_stop)
+            record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint)
             run.ran.append(record)
             if progress is not None:
                 progress.trial_done(record, read_trials(tune_dir))
@@ -309,7 +306,7 @@ def run_tune(
         gc.unfreeze()
         if progress is not None:
             progress.stop()
-    run.records = read_trials(tune_dir)
+    run.records = all_records(study, tune_dir)
     pareto = compute_pareto(run.records, list(cfg.objectives), dict(cfg.constraints))
     if retime and "latency" in cfg.objectives and pareto.groups:
         pareto = _retime(pareto, fingerprint.id, recipe)
@@ -341,6 +338,49 @@ def _retime(pareto: ParetoFile, fingerprint_id: str, recipe: Any) -> ParetoFile:
         return pareto
 
 
+RECORD_ATTR = "nnship_record"
+"""The trial's `TrialRecord` (JSON) in the study storage, so every worker sees every trial."""
+
+
+def _save(study: Any, trial: Any, tune_dir: Path, record: TrialRecord) -> None:
+    append_trial(tune_dir, record)
+    try:
+        trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
+    except Exception as exc:  # the line in trials.jsonl is there; the storage copy is a bonus
+        log.warning("trial %d: cannot store its record in the study: %s", record.number, exc)
+
+
+def all_records(study: Any, tune_dir: Path) -> list[TrialRecord]:
+    """Every finished trial of the study: this folder's `trials.jsonl` and the records other
+    workers stored in the study (on a server storage they write to their own folders)."""
+    by_number = {r.number: r for r in read_trials(tune_dir)}
+    for trial in study.get_trials(deepcopy=False):
+        data = trial.user_attrs.get(RECORD_ATTR)
+        if data is not None and trial.number not in by_number:
+            by_number[trial.number] = TrialRecord.model_validate(data)
+    return [by_number[n] for n in sorted(by_number)]
+
+
+def _compress_key(recipe: Any) -> str | None:
+    """What a distillation's outcome depends on (None when the trial does not distill)."""
+    if recipe.distill is None:
+        return None
+    data = recipe.model_dump(mode="json", by_alias=True)
+    keys = ("model", "prune", "distill", "data", "seed")
+    return stable_hash({k: data.get(k) for k in keys})[:16]
+
+
+def _known_hopeless(tune_dir: Path, key: str | None) -> str | None:
+    """The reason a trial with the same compression settings was stopped early, if one was:
+    the same distillation would be stopped again (it is deterministic)."""
+    if key is None:
+        return None
+    for record in read_trials(tune_dir):
+        if record.state == "pruned" and record.compress_key == key:
+            return f"same prune/distill settings as trial {record.number}: {record.reason}"
+    return None
+
+
 def _run_one(
     study: Any,
     recipe: Any,
@@ -348,9 +388,9 @@ def _run_one(
     tune_dir: Path,
     cache_dir: Path,
     fingerprint: Any,
-    early_stop: Any,
 ) -> TrialRecord:
     """Ask, build, append to trials.jsonl, tell."""
+    import optuna
     from optuna.trial import TrialState
 
     from nnship.build import build
@@ -360,6 +400,10 @@ def _run_one(
     # collector's way: a full collection then takes milliseconds instead of half a second.
     gc.collect()
     gc.freeze()
+    # Optuna fails heartbeat-stale trials (a worker on another machine died) only inside
+    # `study.optimize`; with ask-and-tell the loop does it, and the storage's callback
+    # re-queues each with its parameters (a no-op without heartbeats).
+    optuna.storages.fail_stale_trials(study)
     trial = study.ask()
     worker = worker_name()
     trial.set_user_attr(WORKER_ATTR, worker)
@@ -371,6 +415,10 @@ def _run_one(
         params = sample_params(trial, space, recipe)
         trial.set_user_attr("recipe_params", params)
         trial_rec = trial_recipe(recipe, space, params)
+        compress_key = _compress_key(trial_rec)
+        hopeless = _known_hopeless(tune_dir, compress_key)
+        if hopeless is not None:
+            raise HopelessTrial(hopeless)
         if build_dir.exists():
             shutil.rmtree(build_dir)
         log.info("trial %d: %s", trial.number, params)
@@ -379,7 +427,7 @@ def _run_one(
                 trial_rec,
                 output_dir=build_dir,
                 cache=cache_dir,
-                on_distill_epoch=early_stop,
+                on_distill_epoch=distill_early_stop(space),  # its own best-so-far per trial
                 baseline_cache=True,
             )
         record = score_trial(
@@ -392,6 +440,7 @@ def _run_one(
             started=started,
             worker=worker,
         )
+        record.compress_key = compress_key
     except HopelessTrial as exc:
         record = failed_record(
             trial.number,
@@ -404,7 +453,8 @@ def _run_one(
             worker=worker,
             build_dir=build_dir,
         )
-        append_trial(tune_dir, record)
+        record.compress_key = _compress_key(trial_rec) if trial_rec is not None else None
+        _save(study, trial, tune_dir, record)
         study.tell(trial, state=TrialState.PRUNED)
         log.info("trial %d pruned: %s", trial.number, exc.reason)
         return record
@@ -423,13 +473,13 @@ def _run_one(
             worker=worker,
             build_dir=build_dir,
         )
-        append_trial(tune_dir, record)
+        _save(study, trial, tune_dir, record)
         study.tell(trial, state=TrialState.FAIL)
         log.warning("trial %d failed: %s", trial.number, reason)
         return record
     values, constraints = _optuna_values(record, space)
     trial.set_user_attr(CONSTRAINTS_ATTR, constraints)
     trial.set_user_attr("feasible", record.feasible)
-    append_trial(tune_dir, record)  # first the record, then the storage: nothing is lost
+    _save(study, trial, tune_dir, record)  # first the record, then the tell: nothing is lost
     study.tell(trial, values)
     return record

@@ -113,6 +113,9 @@ class TrialRecord(_Record):
     finished: str | None = None
     duration_s: float | None = None
     build_dir: str = ""
+    compress_key: str | None = None
+    """Hash of what the compression stages depend on (model, [prune], [distill], data, seed),
+    when the trial distills: a pruned (hopeless) key is not distilled again."""
 
     def feasible_artifacts(self) -> list[ArtifactMetrics]:
         return [a for a in self.artifacts if a.feasible]

@@ -24,6 +24,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,10 @@ GRACE_ENV = "NNSHIP_TUNE_GRACE_S"
 server storage when the caller passes none: every worker of a cluster job gets the same
 settings without a new flag (tests use a 2 s heartbeat)."""
 
+
+OPEN_ATTEMPTS = 3
+OPEN_RETRY_S = 0.5
+"""Attempts (and the back-off step, seconds) to open a non-PostgreSQL storage (see `_open_rdb`)."""
 
 CONNECT_TIMEOUT_S = 10
 """Seconds a database server may take to accept a connection before the run gives up."""
@@ -130,18 +135,16 @@ def open_storage(
     # experimental since 2.8; the warnings say nothing a tune user can act on.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    kwargs: dict[str, Any] = {}
+    if heartbeat_interval is not None:
+        kwargs = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period or 2 * heartbeat_interval,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        }
     try:
         with _schema_lock(url, engine_kwargs):
-            kwargs: dict[str, Any] = {}
-            if heartbeat_interval is not None:
-                kwargs = {
-                    "heartbeat_interval": heartbeat_interval,
-                    "grace_period": grace_period or 2 * heartbeat_interval,
-                    "heartbeat_stale_trial_callback": (
-                        optuna.storages.RetryHeartbeatStaleTrialCallback()
-                    ),
-                }
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            return _open_rdb(url, engine_kwargs, kwargs)
     except StorageError:
         raise
     except ImportError as exc:  # a missing database driver (psycopg2, ...)
@@ -151,6 +154,26 @@ def open_storage(
         ) from exc
     except Exception as exc:  # sqlalchemy's OperationalError and friends: say where, no traceback
         raise _storage_error(given, exc) from exc
+
+
+def _open_rdb(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """Optuna's RDBStorage. PostgreSQL is serialised by `_schema_lock`; elsewhere (several
+    processes on one SQLite file) processes started together race to create the schema (one
+    fails on the version table's unique key) and the schema is there a moment later: retry."""
+    import optuna
+
+    attempts = 1 if _backend(url) == "postgresql" else OPEN_ATTEMPTS
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except ImportError:
+            raise
+        except Exception as exc:  # sqlalchemy's IntegrityError / OperationalError
+            if attempt + 1 == attempts:
+                raise
+            log.debug("opening %s failed (attempt %d): %s", redact_url(url), attempt + 1, exc)
+            time.sleep(OPEN_RETRY_S * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _env_seconds(name: str) -> int | None:
