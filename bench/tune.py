@@ -548,7 +548,7 @@ def print_report(results: list[ModelResult], args) -> None:
     print("|---|---|---|---|---|---|")
     for r in results:
         for s in r.samplers:
-            print(f"| {r.name} | {r.grid_best_ms:.3f} (trial {r.grid_best_trial}) | {s.sampler} | "
+            print(f"| {r.name} | {_fmt(r.grid_best_ms)} (trial {r.grid_best_trial}) | {s.sampler} | "
                   f"{s.trials} | {_stats(s.ratios)} | {_stats(s.hv)} |")  # fmt: skip
     print()
     for r in results:
