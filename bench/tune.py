@@ -139,6 +139,18 @@ def _latency_block(runs: int) -> str:
     )
 
 
+def _savez(path: Path, **arrays: np.ndarray) -> None:
+    """Write the arrays unless the same ones are there: `np.savez` stamps the zip entries with
+    the time, and data files are hashed by content, so a rewrite would miss the stage cache."""
+    if path.is_file():
+        with np.load(path) as old:
+            if set(old.files) == set(arrays) and all(
+                np.array_equal(old[k], v) for k, v in arrays.items()
+            ):
+                return
+    np.savez(path, **arrays)
+
+
 def cnn_recipe(name: str, args, work: Path) -> Path:
     """Train (or load) the reference CNN, write its weights, data and tune recipe."""
     import pruning
@@ -155,12 +167,13 @@ def cnn_recipe(name: str, args, work: Path) -> Path:
     )
     model = pruning._teacher(name, teacher_args, train)  # cached by bench/pruning.py's rule
     weights = folder / "teacher.pt"
-    torch.save(model.state_dict(), weights)
+    if not weights.is_file():  # rewritten bytes would miss the stage cache (see _savez)
+        torch.save(model.state_dict(), weights)
     n_train = 512 if args.quick else len(train)
     n_eval = 256 if args.quick else 400
-    np.savez(folder / "train.npz", x=train.inputs["x"][:n_train], labels=train.labels[:n_train])
-    np.savez(folder / "calib.npz", x=train.inputs["x"][:128], labels=train.labels[:128])
-    np.savez(folder / "eval.npz", x=test.inputs["x"][:n_eval], labels=test.labels[:n_eval])
+    _savez(folder / "train.npz", x=train.inputs["x"][:n_train], labels=train.labels[:n_train])
+    _savez(folder / "calib.npz", x=train.inputs["x"][:128], labels=train.labels[:128])
+    _savez(folder / "eval.npz", x=test.inputs["x"][:n_eval], labels=test.labels[:n_eval])
     size, ch = cfg["size"], cfg["channels"]
     if name == "resnet":
         source = "nnship.models:resnet_small"
@@ -238,8 +251,8 @@ def zoo_recipe(name: str, args, work: Path) -> Path:
     folder = work / name
     folder.mkdir(parents=True, exist_ok=True)
     n_eval = 32 if args.quick else 128
-    np.savez(folder / "calib.npz", **case.calib)
-    np.savez(folder / "eval.npz", **{k: v[:n_eval] for k, v in case.eval.items()})
+    _savez(folder / "calib.npz", **case.calib)
+    _savez(folder / "eval.npz", **{k: v[:n_eval] for k, v in case.eval.items()})
     precisions: list[list[str]] = [["int8"], ["fp16"]]
     if "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags():
         precisions.append(["bf16"])
@@ -454,9 +467,22 @@ def run_model(name: str, args, work: Path, *, kill: bool) -> ModelResult:
     )
     folder = recipe.parent
     cache = folder / "cache"
-    t0 = time.perf_counter()
-    grid_run = run_tune(recipe, folder / "grid", cache)
-    res.grid_wall_s = time.perf_counter() - t0
+    wall_file = folder / "grid" / "bench-wall-s.txt"
+    if args.reuse_grid and wall_file.is_file():  # a finished grid of an earlier, cut-off run
+        from types import SimpleNamespace
+
+        from nnship.tune.records import read_pareto, read_trials
+
+        grid_run = SimpleNamespace(
+            records=read_trials(folder / "grid"), pareto=read_pareto(folder / "grid")
+        )
+        res.grid_wall_s = float(wall_file.read_text())
+        print(f"[{name}] grid reused from {folder / 'grid'} (--reuse-grid)", flush=True)
+    else:
+        t0 = time.perf_counter()
+        grid_run = run_tune(recipe, folder / "grid", cache)
+        res.grid_wall_s = time.perf_counter() - t0
+        wall_file.write_text(f"{res.grid_wall_s:.1f}\n")
     grid = [r for r in grid_run.records if r.state in ("complete", "infeasible")]
     res.grid_points = len(grid_run.records)
     res.grid_trials_s = sum(r.duration_s or 0.0 for r in grid_run.records)
@@ -591,6 +617,8 @@ def main() -> None:
                         help="trials rebuilt from scratch per model (default 2 quick, 4 full)")  # fmt: skip
     parser.add_argument("--no-real-tpe", dest="real_tpe", action="store_false")
     parser.add_argument("--no-kill", dest="kill", action="store_false")
+    parser.add_argument("--reuse-grid", action="store_true",
+                        help="reuse a finished grid (and its wall time) in --work")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("build/bench-tune"))
     parser.add_argument("--model-cache", type=Path, default=Path("build/bench-models"),
                         help="trained float CNNs (bench/pruning.py's cache naming)")  # fmt: skip
