@@ -367,7 +367,8 @@ def parameter_importances(
     study.add_trials(frozen)
     try:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        return dict(optuna.importance.get_param_importances(study, evaluator=evaluator)), source
+        found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        return {k: float(v) for k, v in found.items()}, source
     except (ValueError, RuntimeError):  # no parameter common to all trials, a single value
         return {}, source
 
