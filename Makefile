@@ -49,6 +49,7 @@ bench: bench-deps
 	$(PY) bench/quantization.py
 	$(PY) bench/backends.py
 	$(PY) bench/pruning.py --config reference
+	HF_HUB_OFFLINE=1 $(PY) bench/tune.py --json tune.json
 	$(PY) bench/calibration_memory.py
 	$(PY) bench/bias_correction.py
 	$(PY) bench/latency_crosscheck.py

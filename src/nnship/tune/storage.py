@@ -8,14 +8,25 @@
 
 The tune engine only talks to `optuna.storages.BaseStorage`, so the same code runs on one
 laptop or on many workers of one study.
+
+PostgreSQL specifics: a URL without a driver (`postgresql://`) gets the installed one (SQLAlchemy
+2.1 would otherwise insist on psycopg 3); connecting times out after `CONNECT_TIMEOUT_S`; the
+tables are created under an advisory lock, because `CREATE TABLE IF NOT EXISTS` is not atomic in
+PostgreSQL and workers started together on an empty database would otherwise race (one dies on
+`duplicate key ... pg_type_typname_nsp_index`). Every failure is one `StorageError` line naming
+the host, never the password.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
+import os
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +38,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_DB_NAME",
     "DEFAULT_HEARTBEAT_S",
+    "GRACE_ENV",
+    "HEARTBEAT_ENV",
     "HeartbeatThread",
     "StorageError",
     "default_storage_url",
@@ -35,10 +48,30 @@ __all__ = [
 ]
 
 DEFAULT_DB_NAME = "study.db"
-OPEN_ATTEMPTS = 3
-OPEN_RETRY_S = 0.5
 DEFAULT_HEARTBEAT_S = 60
 """Seconds between heartbeats of a running trial on a server storage (grace: 2 intervals)."""
+
+HEARTBEAT_ENV = "NNSHIP_TUNE_HEARTBEAT_S"
+GRACE_ENV = "NNSHIP_TUNE_GRACE_S"
+"""Environment variables that set the heartbeat interval and grace period (whole seconds) of a
+server storage when the caller passes none: every worker of a cluster job gets the same
+settings without a new flag (tests use a 2 s heartbeat)."""
+
+
+OPEN_ATTEMPTS = 3
+OPEN_RETRY_S = 0.5
+"""Attempts (and the back-off step, seconds) to open a non-PostgreSQL storage (see `_open_rdb`)."""
+
+CONNECT_TIMEOUT_S = 10
+"""Seconds a database server may take to accept a connection before the run gives up."""
+
+_SCHEMA_LOCK_KEY = 0x6E6E73686970  # "nnship": the advisory lock serialising table creation
+
+_DRIVERS = {
+    # backend: [(module, SQLAlchemy driver name, pip package)], preferred first
+    "postgresql": [("psycopg2", "psycopg2", "psycopg2-binary"), ("psycopg", "psycopg", "psycopg")],
+    "mysql": [("pymysql", "pymysql", "pymysql"), ("MySQLdb", "mysqldb", "mysqlclient")],
+}
 
 
 class StorageError(NnshipError):
@@ -68,13 +101,17 @@ def open_storage(
     tune_dir: Path | str,
     *,
     heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
 ) -> Any:
     """The study storage for `url` (None: the tune folder's embedded SQLite file).
 
     `heartbeat_interval` (seconds) turns on heartbeats and stale-trial retry; it defaults to
     `DEFAULT_HEARTBEAT_S` for a URL and to off for the embedded file (one machine: a killed run
-    is resumed with `--resume`, which fails and re-queues its interrupted trial). Raises
-    `StorageError` naming the storage (password left out) when it cannot be opened.
+    is resumed with `--resume`, which fails and re-queues its interrupted trial).
+    `grace_period` (seconds without a heartbeat before a running trial counts as dead) defaults
+    to two intervals. For a URL, `$NNSHIP_TUNE_HEARTBEAT_S` / `$NNSHIP_TUNE_GRACE_S` set
+    either when not passed. Raises `StorageError` naming the server (password left out) when the
+    storage cannot be opened or reached, or its driver is missing.
     """
     import optuna
 
@@ -83,43 +120,164 @@ def open_storage(
         Path(tune_dir).mkdir(parents=True, exist_ok=True)
         url = default_storage_url(tune_dir)
     elif heartbeat_interval is None:
-        heartbeat_interval = DEFAULT_HEARTBEAT_S
+        heartbeat_interval = _env_seconds(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_S
+    if grace_period is None and not embedded:
+        grace_period = _env_seconds(GRACE_ENV)
+    given, url = url, _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several processes of one machine may share the file: wait for its lock
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
-    kwargs: dict[str, Any] = {}
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     # Heartbeats and stale-trial retry are Optuna's documented multi-node mode, marked
     # experimental since 2.8; the warnings say nothing a tune user can act on.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    kwargs: dict[str, Any] = {}
     if heartbeat_interval is not None:
         kwargs = {
             "heartbeat_interval": heartbeat_interval,
-            "grace_period": 2 * heartbeat_interval,
+            "grace_period": grace_period or 2 * heartbeat_interval,
             "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(),
         }
-    last: Exception | None = None
-    for attempt in range(OPEN_ATTEMPTS):
+    try:
+        with _schema_lock(url, engine_kwargs):
+            return _open_rdb(url, engine_kwargs, kwargs)
+    except StorageError:
+        raise
+    except ImportError as exc:  # a missing database driver (psycopg2, ...)
+        raise StorageError(
+            f"Cannot open tune storage '{redact_url(given)}': its database driver is missing "
+            f"({exc.__cause__ or exc}); pip install {_pip_hint(given)}"
+        ) from exc
+    except Exception as exc:  # sqlalchemy's OperationalError and friends: say where, no traceback
+        raise _storage_error(given, exc) from exc
+
+
+def _open_rdb(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """Optuna's RDBStorage. PostgreSQL is serialised by `_schema_lock`; elsewhere (several
+    processes on one SQLite file) processes started together race to create the schema (one
+    fails on the version table's unique key) and the schema is there a moment later: retry."""
+    import optuna
+
+    attempts = 1 if _backend(url) == "postgresql" else OPEN_ATTEMPTS
+    for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-        except ImportError as exc:  # a missing database driver (psycopg2, ...)
-            raise StorageError(
-                f"Cannot open tune storage '{redact_url(url)}': {exc}; install the database driver"
-            ) from exc
-        except Exception as exc:  # sqlalchemy's OperationalError and friends
-            # Workers started together race to create the schema of a new database (one
-            # fails on the version table's unique key): the schema is there a moment later.
-            last = exc
+        except ImportError:
+            raise
+        except Exception as exc:  # sqlalchemy's IntegrityError / OperationalError
+            if attempt + 1 == attempts:
+                raise
             log.debug("opening %s failed (attempt %d): %s", redact_url(url), attempt + 1, exc)
             time.sleep(OPEN_RETRY_S * (attempt + 1))
-    assert last is not None
-    detail = str(getattr(last, "orig", None) or last).strip().splitlines()
-    raise StorageError(
-        f"Cannot open tune storage '{redact_url(url)}': {detail[0] if detail else last}"
-    ) from last
+    raise AssertionError("unreachable")
+
+
+def _env_seconds(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise StorageError(f"${name} must be a whole number of seconds > 0, got '{text}'")
+    return int(text)
+
+
+def _backend(url: str) -> str:
+    """`postgresql` for `postgresql+psycopg2://...`, `postgres://...`."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    return "postgresql" if scheme == "postgres" else scheme
+
+
+def _with_driver(url: str) -> str:
+    """`url` with an installed driver named when it names none: `postgresql://` means psycopg
+    (version 3) to SQLAlchemy 2.1 but psycopg2 to 2.0, and many installs have only one of them.
+    `postgres://` (Heroku's spelling, refused by SQLAlchemy) is read as `postgresql://`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "+" in scheme:
+        return url
+    backend = _backend(url)
+    for module, driver, _ in _DRIVERS.get(backend, []):
+        if importlib.util.find_spec(module) is not None:
+            return f"{backend}+{driver}://{rest}"
+    return f"{backend}://{rest}" if backend != scheme.lower() else url
+
+
+def _pip_hint(url: str) -> str:
+    drivers = _DRIVERS.get(_backend(url))
+    if not drivers:
+        return "the database's SQLAlchemy driver"
+    first, *others = (pip for _, _, pip in drivers)
+    return first + "".join(f" (or {other})" for other in others)
+
+
+def _server(url: str) -> str:
+    """Where `url` points, for messages: `host db.example:5432`, `unix socket /run/pg`."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not parseable: the message shows the redacted URL anyway
+        return "the server"
+    host = parsed.host or parsed.query.get("host")
+    if isinstance(host, tuple):
+        host = host[0] if host else None
+    if not host:
+        return "the local server (default socket)"
+    if str(host).startswith("/"):
+        return f"unix socket {host}"
+    return f"host {host}" + (f":{parsed.port}" if parsed.port else "")
+
+
+def _storage_error(url: str, exc: Exception) -> StorageError:
+    """One line: the server, the redacted URL and the database's own first line of reason."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = detail[0].strip() if detail else type(exc).__name__
+    password = _password(url)
+    if password:
+        reason = reason.replace(password, "***")
+    if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):  # sqlalchemy.exc's
+        return StorageError(
+            f"'{redact_url(url)}' is not a storage URL ({reason}); expected "
+            "postgresql://user@host/database, mysql://user@host/database or sqlite:///path"
+        )
+    if url.startswith("sqlite"):
+        return StorageError(f"Cannot open tune storage '{redact_url(url)}': {reason}")
+    return StorageError(
+        f"Cannot reach the tune storage on {_server(url)} ('{redact_url(url)}'): {reason}"
+    )
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password or None
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock while Optuna creates its tables (no-op for other
+    databases). Also the reachability check: connecting is the first thing it does."""
+    if _backend(url) != "postgresql":
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(
+                    sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK_KEY}
+                )
+    finally:
+        engine.dispose()
 
 
 class HeartbeatThread:

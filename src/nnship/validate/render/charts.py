@@ -308,9 +308,103 @@ def bar_chart(bars: Sequence[Bar], *, title: str, x_title: str, marker_title: st
             )
         body.append("</g>")
     mid = (axis.start + axis.stop) / 2
-    body.append(
-        f'<line class="marker" x1="{mid - 150:.1f}" y1="{bottom + 48}" x2="{mid - 150:.1f}" '
-        f'y2="{bottom + 60}"/><text class="legend" x="{mid - 142:.1f}" y="{bottom + 58}">'
-        f"{escape(marker_title)}</text>"
-    )
+    if marker_title:  # no title: no marker legend
+        body.append(
+            f'<line class="marker" x1="{mid - 150:.1f}" y1="{bottom + 48}" x2="{mid - 150:.1f}" '
+            f'y2="{bottom + 60}"/><text class="legend" x="{mid - 142:.1f}" y="{bottom + 58}">'
+            f"{escape(marker_title)}</text>"
+        )
     return _svg(height, body, title)
+
+
+@dataclass
+class SeriesPoint:
+    x: float
+    y: float
+    radius: float = 5.0
+    """Marker radius in px (e.g. scaled by an artifact's size)."""
+    tip: str = ""
+    hollow: bool = False
+    """An outline only (e.g. an infeasible trial)."""
+
+
+@dataclass
+class Series:
+    """A named set of points in one color, optionally joined by a line (`"step"`: a staircase
+    holding each value until the next point, the shape of a running best or a 2-D front)."""
+
+    label: str
+    color: str
+    points: Sequence[SeriesPoint]
+    line: str | None = None
+    faint: bool = False
+
+
+def series_plot(
+    series: Sequence[Series], *, title: str, x_title: str, y_title: str, x_from_zero: bool = True
+) -> str:
+    """Points of several series on shared linear axes with a legend per series on the right;
+    hover text per point (SVG `<title>`)."""
+    shown = [s for s in series if s.points]
+    legend_w = min(max((len(s.label) for s in shown), default=4) * 7 + 40, 330)
+    height = max(340, 40 + 22 * len(shown))
+    top, bottom_pad, left = 20, 56, 80
+    xs = [p.x for s in shown for p in s.points] or [0.0, 1.0]
+    ys = [p.y for s in shown for p in s.points] or [0.0, 1.0]
+    x_pad = (max(xs) - min(xs)) * 0.08 or abs(xs[0]) * 0.1 or 1.0
+    y_pad = (max(ys) - min(ys)) * 0.12 or abs(ys[0]) * 0.05 or 1.0
+    x_lo = max(0.0, min(xs) - x_pad) if x_from_zero else min(xs) - x_pad
+    x_ticks = nice_ticks(x_lo, max(xs) + x_pad)
+    y_ticks = nice_ticks(min(ys) - y_pad, max(ys) + y_pad, 5)
+    bottom = height - bottom_pad
+    x_axis = _Axis(x_ticks[0], x_ticks[-1], left, WIDTH - _RIGHT - legend_w)
+    y_axis = _Axis(y_ticks[0], y_ticks[-1], bottom, top)
+    body = _x_axis(x_axis, x_ticks, top, bottom, x_title)
+    body.append(f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/>')
+    for t in y_ticks:
+        y = y_axis(t)
+        body.append(
+            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{x_axis.stop}" y2="{y:.1f}"/>'
+        )
+        body.append(
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>'
+        )
+    mid = (top + bottom) / 2
+    body.append(
+        f'<text class="axis-title" x="18" y="{mid:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 18 {mid:.1f})">{escape(y_title)}</text>'
+    )
+    legend_x = WIDTH - _RIGHT - legend_w + 24
+    for i, s in enumerate(shown):
+        opacity = ' fill-opacity=".35" stroke-opacity=".5"' if s.faint else ""
+        body.append(f'<g class="series"{opacity}>')
+        if s.line and len(s.points) > 1:
+            body.append(_polyline(s, x_axis, y_axis))
+        for p in s.points:
+            cx, cy = x_axis(p.x), y_axis(p.y)
+            fill = 'fill="none" stroke-width="2"' if p.hollow else f'fill="{s.color}"'
+            body.append(
+                f"<g><title>{escape(p.tip or s.label)}</title>"
+                f'<circle class="point" cx="{cx:.1f}" cy="{cy:.1f}" r="{p.radius:.1f}" '
+                f'{fill} stroke="{s.color}"/></g>'
+            )
+        ly = top + 10 + 22 * i
+        body.append(
+            f'<circle cx="{legend_x}" cy="{ly}" r="6" fill="{s.color}"/>'
+            f'<text class="label" x="{legend_x + 14}" y="{ly + 4}">{escape(s.label)}</text></g>'
+        )
+    return _svg(height, body, title)
+
+
+def _polyline(s: Series, x_axis: _Axis, y_axis: _Axis) -> str:
+    pts = sorted(s.points, key=lambda p: p.x)
+    coords = [(x_axis(pts[0].x), y_axis(pts[0].y))]
+    for prev, p in zip(pts, pts[1:]):
+        if s.line == "step":
+            coords.append((x_axis(p.x), y_axis(prev.y)))
+        coords.append((x_axis(p.x), y_axis(p.y)))
+    text = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    return (
+        f'<polyline class="line" points="{text}" fill="none" stroke="{s.color}" '
+        'stroke-width="1.8"/>'
+    )
