@@ -157,16 +157,7 @@ def test_a_worker_with_another_recipe_is_refused(two_workers, grid_recipe, tmp_p
     "methods",
     [
         pytest.param(METHODS, id="work-left"),
-        pytest.param(
-            METHODS[:2],
-            id="last-point",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="engine (h-tune b5012c3): a worker leaves when done + running reaches the "
-                "budget, so when the dead worker's trial is the last one, nobody is left to rerun "
-                "it once it goes stale; remove this marker when the loop waits for running trials",
-            ),
-        ),
+        pytest.param(METHODS[:2], id="last-point"),
     ],
 )
 def test_a_worker_killed_mid_trial_loses_nothing(grid_recipe, postgres_url, tmp_path, methods):

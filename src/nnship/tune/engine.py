@@ -241,6 +241,11 @@ def run_tune(
     budget = (
         trials or cfg.trials or (space.grid_size() if cfg.sampler == "grid" else DEFAULT_TRIALS)
     )
+    if cfg.sampler == "grid":
+        # Optuna's GridSampler hands out a point another worker is still running once every
+        # point has started, so the grid's size is the budget: a worker then waits for the
+        # running points (one may be re-queued from a dead worker) instead of repeating one.
+        budget = min(budget, space.grid_size())
     timeout = timeout_s if timeout_s is not None else cfg.timeout_s
     seed = cfg.seed if cfg.seed is not None else recipe.seed
     tune_dir = Path(tune_dir).absolute()
@@ -288,15 +293,21 @@ def run_tune(
         progress.start(budget, done, read_trials(tune_dir))
     try:
         while True:
+            optuna.storages.fail_stale_trials(study)
             done, running = _finished_count(study)
-            if done + running >= budget:
-                run.stopped_by = "trials"
-                break
             if timeout is not None and time.time() - started_run >= timeout:
                 run.stopped_by = "timeout"
                 break
-            if cfg.sampler == "grid" and study.sampler.is_exhausted(study) and _waiting(study) == 0:
-                run.stopped_by = "grid exhausted"
+            grid_done = cfg.sampler == "grid" and study.sampler.is_exhausted(study)
+            if (done + running >= budget or grid_done) and _waiting(study) == 0:
+                # Another worker's trial still RUNNING may belong to a dead worker: with
+                # heartbeats it goes stale after the grace period and is re-queued (WAITING),
+                # and this worker must be there to rerun it, or the study ends one trial short.
+                interval = _heartbeat_interval(study)
+                if running and interval:
+                    time.sleep(min(interval, 5))
+                    continue
+                run.stopped_by = "grid exhausted" if grid_done else "trials"
                 break
             record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint)
             run.ran.append(record)
@@ -313,6 +324,17 @@ def run_tune(
     write_pareto(tune_dir, pareto)
     run.pareto = pareto
     return run
+
+
+def _heartbeat_interval(study: Any) -> int | None:
+    """The storage's heartbeat interval in seconds, None where it has no heartbeats (the
+    embedded storage: one machine, a killed run is resumed with `--resume` instead)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return None
+    return int(storage.get_heartbeat_interval() or 0) or None
 
 
 def _waiting(study: Any) -> int:
