@@ -322,6 +322,9 @@ def run_tune(
     if retime and "latency" in cfg.objectives and pareto.groups:
         pareto = _retime(pareto, fingerprint.id, recipe)
     write_pareto(tune_dir, pareto)
+    from nnship.tune.html import write_tune_html
+
+    write_tune_html(tune_dir, tune_dir / "tune.html")
     run.pareto = pareto
     return run
 

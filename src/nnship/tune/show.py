@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnship.errors import NnshipError
 from nnship.tune.records import read_pareto, read_trials
 from nnship.tune.result import TuneSummary
 
@@ -17,12 +16,7 @@ def show_tune(tune_dir: Path | str, *, html: Path | str | None = None) -> TuneSu
     tune_dir = Path(tune_dir)
     summary = TuneSummary(tune_dir, read_pareto(tune_dir), read_trials(tune_dir))
     if html is not None:
-        try:
-            from nnship.tune.html import write_tune_html
-        except ImportError as exc:
-            raise NnshipError(
-                "this nnship installation has no tune HTML renderer (nnship.tune.html): "
-                "use pareto.md / `nnship tune show` without --html"
-            ) from exc
+        from nnship.tune.html import write_tune_html
+
         summary.html_path = Path(write_tune_html(tune_dir, Path(html)))
     return summary
