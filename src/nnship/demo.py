@@ -104,8 +104,20 @@ max_top1_drop = 2.0
 [validate.latency]
 runs = 100
 
-# [bundle] TODO(issue 12): add the [bundle] section here once the bundle writer is merged, so
-# the demo ends with dist/demo/ and runs it through nnship.runtime (hook: nnship.demo.run_bundle).
+# The demo ends with a deployable bundle (dist/demo, and dist/demo.tar.gz) that `nnship.runtime`
+# loads with numpy and one runtime; `nnship demo --dist DIR` puts it elsewhere. A raw image (a
+# light digit on a dark background) becomes the model input by the declared preprocessing:
+# `nnship run dist/demo --image digit.png`.
+[bundle]
+archive = true
+labels = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+
+[bundle.preprocessing]
+resize = [64, 64]
+scale = 0.00392156862745098
+mean = [0.3, 0.3, 0.3]
+std = [0.4, 0.4, 0.4]
+color = "RGB"
 """
 
 
@@ -317,15 +329,20 @@ def html_report_path(result: Any) -> Path | None:
     return path if path.is_file() else None
 
 
-def run_bundle(result: Any) -> None:
-    """[bundle] hook (issue 12), a no-op until the bundle writer and `nnship.runtime` are merged.
+def run_bundle(result: Any) -> Any:
+    """Load the bundle the build ended with through `nnship.runtime` (what a device does:
+    hashes checked first), run its stored sample inputs on the artifact `target="auto"` picks
+    and compare with the stored outputs. Returns the `SmokeTestResult` (None without a bundle,
+    e.g. when a gate failed); a mismatch is a `BundleError`."""
+    if getattr(result, "bundle_path", None) is None:
+        return None
+    from nnship.runtime import Bundle, BundleError
 
-    TODO(issue 12, wired by the lead at merge): when the demo recipe has its `[bundle]`
-    section, `build` ends with the bundle folder; load it here with
-    `nnship.runtime.Bundle.load(...)`, run its stored sample inputs through `.session()` and
-    log the target it picked and whether the outputs match (a mismatch is an error).
-    """
-    del result
+    smoke = Bundle.load(result.bundle_path).smoke_test("auto")
+    log.info("bundle %s: %s", result.bundle_path, smoke.summary())
+    if not smoke.passed:
+        raise BundleError(f"{result.bundle_path}: the smoke test failed: {smoke.summary()}")
+    return smoke
 
 
 def demo(
@@ -334,6 +351,7 @@ def demo(
     output_dir: str | Path | None = None,
     recipe: str | Path | None = None,
     reuse: bool = True,
+    bundle_dir: str | Path | None = None,
 ) -> Any:
     """Prepare the demo model and data (cached), then build the demo recipe and write its HTML
     report beside the JSON and Markdown ones.
@@ -348,6 +366,10 @@ def demo(
     raw, path = demo_recipe_data(recipe)
     directory = ensure_writable_dir(demo_dir(cache))
     files = _prepare(directory, demo_settings(raw))
+    if "bundle" in raw:
+        # where the user runs the demo (like build/demo), not beside the recipe file
+        target = Path(bundle_dir) if bundle_dir is not None else Path("dist") / "demo"
+        raw = {**raw, "bundle": {**raw["bundle"], "output": str(target.absolute())}}
     result = build(
         _recipe(raw, path, files),
         output_dir=output_dir,
@@ -356,5 +378,5 @@ def demo(
     )
     if result.report_path is not None:
         write_html(result.report, Path(result.report_path).with_name("report.html"))
-    run_bundle(result)
+    result.bundle_check = run_bundle(result)
     return result

@@ -39,6 +39,7 @@ def small_recipe(tmp_path: Path) -> Path:
     raw["quantize"]["method"] = "percentile"
     raw["validate"]["latency"]["runs"] = 20
     raw["validate"]["gates"]["max_top1_drop"] = 25.0
+    raw["bundle"]["preprocessing"]["resize"] = [32, 32]
     path = tmp_path / "small_demo.toml"
     path.write_text(tomli_w.dumps(raw), encoding="utf-8")
     return path
@@ -172,8 +173,17 @@ def test_nnship_demo_end_to_end_and_the_report_renders_in_a_browser(
 ):
     env = {"NNSHIP_CACHE_DIR": str(tmp_path / "cache")}
     recipe = small_recipe(tmp_path)
-    proc = run_cli("demo", "--recipe", recipe, "-o", tmp_path / "build", env=env)
+    dist = tmp_path / "dist" / "demo"
+    proc = run_cli("demo", "--recipe", recipe, "-o", tmp_path / "build", "--dist", dist, env=env)
     assert proc.returncode == 0, proc.stderr
+    # the demo ends with a bundle that nnship.runtime loads and smoke-tests
+    manifest = json.loads((dist / "manifest.json").read_text())
+    assert {a["id"] for a in manifest["artifacts"]} == {
+        "onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/int8"
+    }  # fmt: skip
+    assert manifest["labels"] == [str(d) for d in range(10)]
+    assert (dist.parent / "demo.tar.gz").is_file()
+    assert "bundle loaded with nnship.runtime: openvino/int8 on CPU: passed" in proc.stdout
     report = json.loads((tmp_path / "build" / "report" / "report.json").read_text())
     labels = [row["label"] for row in report["rows"]]
     assert labels == ["onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/int8"]
@@ -189,7 +199,9 @@ def test_nnship_demo_end_to_end_and_the_report_renders_in_a_browser(
     stamp = weights.stat().st_mtime_ns
 
     # a rerun into another build folder trains nothing and reuses the distillation
-    again = run_cli("demo", "--recipe", recipe, "-o", tmp_path / "again", env=env)
+    again = run_cli(
+        "demo", "--recipe", recipe, "-o", tmp_path / "again", "--dist", tmp_path / "d2", env=env
+    )
     assert again.returncode == 0, again.stderr
     rerun = json.loads((tmp_path / "again" / "report" / "report.json").read_text())
     assert rerun["extra"]["build"]["stages"]["distill"] == "reused"

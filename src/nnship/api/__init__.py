@@ -19,8 +19,8 @@ from nnship.api.models import distill, export, prune
 from nnship.api.pipeline import build, demo
 from nnship.api.quantization import calibrate, quantize
 from nnship.api.results import CheckResult, DistillReport, PruneReport, RenderedReport
-from nnship.api.tune import tune, tune_promote, tune_show
 from nnship.api.runtime import RunResult, run_bundle
+from nnship.api.tune import tune, tune_promote, tune_show
 from nnship.api.validation import bench, compare, explain, report, validate
 from nnship.build.result import BuildResult
 from nnship.bundle.verify import VerifyResult

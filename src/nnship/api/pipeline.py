@@ -42,10 +42,15 @@ def demo(
     output_dir: str | Path | None = None,
     recipe: str | Path | None = None,
     reuse: bool = True,
+    bundle_dir: str | Path | None = None,
 ) -> BuildResult:
     """`nnship demo`: train the demo model (first use; cached in `cache`, default
     `~/.cache/nnship/demo`) and build it with the demo recipe (or `recipe`): prune, distill,
-    INT8, ONNX Runtime and OpenVINO, validation; the report as JSON, Markdown and HTML."""
+    INT8, ONNX Runtime and OpenVINO, validation; the report as JSON, Markdown and HTML; then
+    the bundle (`bundle_dir`, default `dist/demo`), loaded and smoke-tested with
+    `nnship.runtime` (`BuildResult.bundle_check`)."""
     from nnship.demo import demo as _demo
 
-    return _demo(cache=cache, output_dir=output_dir, recipe=recipe, reuse=reuse)
+    return _demo(
+        cache=cache, output_dir=output_dir, recipe=recipe, reuse=reuse, bundle_dir=bundle_dir
+    )

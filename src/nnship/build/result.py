@@ -24,6 +24,8 @@ class BuildResult:
     cache_dir: Path | None = None
     """The stage cache folder this build read and wrote."""
     bundle_path: Path | None = None
+    bundle_check: Any = None
+    """The `nnship.runtime` smoke test of the bundle (`SmokeTestResult`) where one ran (`demo`)."""
     """The bundle folder `[bundle]` wrote (None without `[bundle]` or when a gate failed)."""
 
     @property
@@ -39,6 +41,7 @@ class BuildResult:
             "report_path": str(self.report_path) if self.report_path else None,
             "cache_dir": str(self.cache_dir) if self.cache_dir else None,
             "bundle_path": str(self.bundle_path) if self.bundle_path else None,
+            "bundle_check": self.bundle_check.to_dict() if self.bundle_check else None,
             "stages": dict(self.stages),
             "artifacts": [a.to_dict() for a in self.artifacts],
             "report": self.report.to_dict() if hasattr(self.report, "to_dict") else None,

@@ -17,7 +17,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "$NNSHIP_CACHE_DIR/demo, default ~/.cache/nnship/demo), then build "
             "examples/demo/recipe.toml with everything this installation supports (prune, "
             "distill, export, INT8 quantization, ONNX Runtime and OpenVINO, validation, gates) "
-            "and write the report as JSON, Markdown and HTML."
+            "and write the report as JSON, Markdown and HTML; end with a bundle (dist/demo and "
+            "dist/demo.tar.gz) loaded and smoke-tested with nnship.runtime."
         ),
         epilog="exit codes: 0 all gates pass, 1 a gate failed, 2 usage or input error",
     )
@@ -28,6 +29,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--cache-dir",
         help="cache folder for the trained model and data (default: $NNSHIP_CACHE_DIR or "
         "~/.cache/nnship)",
+    )
+    parser.add_argument(
+        "--dist",
+        help="bundle folder the demo ends with (default: dist/demo in the working directory)",
     )
     parser.add_argument("--recipe", help="build this recipe instead of examples/demo/recipe.toml")
     parser.add_argument(
@@ -48,9 +53,12 @@ def run(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
         recipe=args.recipe,
         reuse=not args.no_reuse,
+        bundle_dir=args.dist,
     )
     code = finish(result, args)
     html = html_report_path(result)
     if html is not None and not getattr(args, "quiet", False):
         print(f"html report: {html}")
+    if result.bundle_check is not None and not getattr(args, "quiet", False):
+        print(f"bundle loaded with nnship.runtime: {result.bundle_check.summary()}")
     return code
