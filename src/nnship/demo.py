@@ -104,6 +104,19 @@ max_top1_drop = 2.0
 [validate.latency]
 runs = 100
 
+# `nnship tune examples/demo/recipe.toml` (after `nnship demo`) searches these settings for the
+# fastest and smallest artifacts that lose at most 1 point of top-1: a grid of 8 builds that
+# share their stages (2 prunings and distillations, not 8); see docs/tune.md.
+[tune]
+objectives = ["latency", "size"]
+constraints = { max_top1_drop = 1.0 }
+sampler = "grid"
+
+[tune.space]
+"prune.ratio" = [0.25, 0.5]
+"quantize.method" = ["percentile", "entropy"]
+"backends.targets" = [["onnxruntime"], ["openvino"]]
+
 # The demo ends with a deployable bundle (dist/demo, and dist/demo.tar.gz) that `nnship.runtime`
 # loads with numpy and one runtime; `nnship demo --dist DIR` puts it elsewhere. A raw image (a
 # light digit on a dark background) becomes the model input by the declared preprocessing:
