@@ -40,7 +40,7 @@ from nnship.tune.records import (
     read_trials,
 )
 from nnship.tune.space import TuneSpace, space_hash, validate_space
-from nnship.tune.storage import HeartbeatThread, open_storage, redact_url
+from nnship.tune.storage import HeartbeatThread, ask_lock, open_storage, redact_url
 from nnship.tune.study import (
     CONSTRAINTS_ATTR,
     WORKER_ATTR,
@@ -293,13 +293,16 @@ def run_tune(
         progress.start(budget, done, read_trials(tune_dir))
     try:
         while True:
-            optuna.storages.fail_stale_trials(study)
-            done, running = _finished_count(study)
             if timeout is not None and time.time() - started_run >= timeout:
                 run.stopped_by = "timeout"
                 break
-            grid_done = cfg.sampler == "grid" and study.sampler.is_exhausted(study)
-            if (done + running >= budget or grid_done) and _waiting(study) == 0:
+            with ask_lock(study, tune_dir):
+                optuna.storages.fail_stale_trials(study)
+                done, running = _finished_count(study)
+                grid_done = cfg.sampler == "grid" and study.sampler.is_exhausted(study)
+                over = (done + running >= budget or grid_done) and _waiting(study) == 0
+                trial = None if over else _ask(study)
+            if trial is None:
                 # Another worker's trial still RUNNING may belong to a dead worker: with
                 # heartbeats it goes stale after the grace period and is re-queued (WAITING),
                 # and this worker must be there to rerun it, or the study ends one trial short.
@@ -309,7 +312,7 @@ def run_tune(
                     continue
                 run.stopped_by = "grid exhausted" if grid_done else "trials"
                 break
-            record = _run_one(study, recipe, space, tune_dir, cache_dir, fingerprint)
+            record = _run_one(study, trial, recipe, space, tune_dir, cache_dir, fingerprint)
             run.ran.append(record)
             if progress is not None:
                 progress.trial_done(record, read_trials(tune_dir))
@@ -406,16 +409,27 @@ def _known_hopeless(tune_dir: Path, key: str | None) -> str | None:
     return None
 
 
+def _ask(study: Any) -> Any:
+    """A new trial (a re-queued one first), its first heartbeat recorded at once: Optuna counts
+    a trial as stale only once it has one, so a worker killed before its heartbeat thread starts
+    still leaves a trial that the others rerun."""
+    trial = study.ask()
+    if _heartbeat_interval(study):
+        study._storage.record_heartbeat(trial._trial_id)
+    trial.set_user_attr(WORKER_ATTR, worker_name())
+    return trial
+
+
 def _run_one(
     study: Any,
+    trial: Any,
     recipe: Any,
     space: TuneSpace,
     tune_dir: Path,
     cache_dir: Path,
     fingerprint: Any,
 ) -> TrialRecord:
-    """Ask, build, append to trials.jsonl, tell."""
-    import optuna
+    """Build the asked `trial`, append it to trials.jsonl, tell."""
     from optuna.trial import TrialState
 
     from nnship.build import build
@@ -425,13 +439,7 @@ def _run_one(
     # collector's way: a full collection then takes milliseconds instead of half a second.
     gc.collect()
     gc.freeze()
-    # Optuna fails heartbeat-stale trials (a worker on another machine died) only inside
-    # `study.optimize`; with ask-and-tell the loop does it, and the storage's callback
-    # re-queues each with its parameters (a no-op without heartbeats).
-    optuna.storages.fail_stale_trials(study)
-    trial = study.ask()
     worker = worker_name()
-    trial.set_user_attr(WORKER_ATTR, worker)
     started = time.time()
     build_dir = tune_dir / "trials" / str(trial.number)
     params: dict[str, Any] = {}

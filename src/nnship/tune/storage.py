@@ -36,6 +36,7 @@ from nnship.errors import NnshipError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ask_lock",
     "DEFAULT_DB_NAME",
     "DEFAULT_HEARTBEAT_S",
     "GRACE_ENV",
@@ -66,6 +67,7 @@ CONNECT_TIMEOUT_S = 10
 """Seconds a database server may take to accept a connection before the run gives up."""
 
 _SCHEMA_LOCK_KEY = 0x6E6E73686970  # "nnship": the advisory lock serialising table creation
+_ASK_LOCK_CLASS = 0x6E6E  # with the study id: the advisory lock serialising workers' asks
 
 _DRIVERS = {
     # backend: [(module, SQLAlchemy driver name, pip package)], preferred first
@@ -313,3 +315,39 @@ class HeartbeatThread:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def ask_lock(study: Any, tune_dir: Path) -> Iterator[None]:
+    """Serialise "is work left? then ask for a trial" across the workers of one study.
+
+    Without it two workers that check at once both ask: a study ends with one trial more than
+    its budget, and Optuna's GridSampler (which picks among the points no trial holds yet)
+    hands both the same point. On PostgreSQL the lock is a session advisory lock keyed by the
+    study, so it holds across machines; elsewhere (the embedded SQLite, shared by processes
+    on one machine) an exclusive `flock` on a file in the tune folder.
+    """
+    backend = getattr(study._storage, "_backend", study._storage)
+    url = str(getattr(backend, "url", ""))
+    if url.startswith("postgresql"):
+        import sqlalchemy
+
+        key = {"c": _ASK_LOCK_CLASS, "s": int(study._study_id)}
+        with backend.engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:c, :s)"), key)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:c, :s)"), key)
+                conn.commit()
+        return
+    import fcntl
+
+    Path(tune_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(tune_dir) / ".ask.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
