@@ -91,6 +91,32 @@ def _svg(height: int, body: list[str], label: str) -> str:
     )
 
 
+def _y_axis(
+    axis: _Axis,
+    ticks: list[float],
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    title: str,
+) -> list[str]:
+    """The y axis line, its grid lines and tick labels, and its rotated title (the scatter
+    and series plots share it)."""
+    out = [f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/>']
+    for t in ticks:
+        y = axis(t)
+        out.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
+        out.append(
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>'
+        )
+    mid = (top + bottom) / 2
+    out.append(
+        f'<text class="axis-title" x="18" y="{mid:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 18 {mid:.1f})">{escape(title)}</text>'
+    )
+    return out
+
+
 def _x_axis(axis: _Axis, ticks: list[float], y_top: float, y_bottom: float, title: str) -> list:
     out = [
         f'<line class="axis" x1="{axis.start}" y1="{y_bottom}" x2="{axis.stop}" y2="{y_bottom}"/>'
@@ -225,20 +251,7 @@ def scatter(points: Sequence[Point], *, title: str, x_title: str, y_title: str) 
     x_axis = _Axis(x_ticks[0], x_ticks[-1], left, WIDTH - _RIGHT - legend_w, log)
     y_axis = _Axis(y_ticks[0], y_ticks[-1], bottom, top)
     body = _x_axis(x_axis, x_ticks, top, bottom, axis_title)
-    body.append(f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/>')
-    for t in y_ticks:
-        y = y_axis(t)
-        body.append(
-            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{x_axis.stop}" y2="{y:.1f}"/>'
-        )
-        body.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>'
-        )
-    mid = (top + bottom) / 2
-    body.append(
-        f'<text class="axis-title" x="18" y="{mid:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 18 {mid:.1f})">{escape(y_title)}</text>'
-    )
+    body += _y_axis(y_axis, y_ticks, left, x_axis.stop, top, bottom, y_title)
     legend_x = WIDTH - _RIGHT - legend_w + 24
     for i, p in enumerate(points):
         cx, cy = x_axis(p.x), y_axis(p.y)
@@ -360,20 +373,7 @@ def series_plot(
     x_axis = _Axis(x_ticks[0], x_ticks[-1], left, WIDTH - _RIGHT - legend_w)
     y_axis = _Axis(y_ticks[0], y_ticks[-1], bottom, top)
     body = _x_axis(x_axis, x_ticks, top, bottom, x_title)
-    body.append(f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{bottom}"/>')
-    for t in y_ticks:
-        y = y_axis(t)
-        body.append(
-            f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{x_axis.stop}" y2="{y:.1f}"/>'
-        )
-        body.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(t)}</text>'
-        )
-    mid = (top + bottom) / 2
-    body.append(
-        f'<text class="axis-title" x="18" y="{mid:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 18 {mid:.1f})">{escape(y_title)}</text>'
-    )
+    body += _y_axis(y_axis, y_ticks, left, x_axis.stop, top, bottom, y_title)
     legend_x = WIDTH - _RIGHT - legend_w + 24
     for i, s in enumerate(shown):
         opacity = ' fill-opacity=".35" stroke-opacity=".5"' if s.faint else ""
