@@ -61,4 +61,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"html report: {html}")
     if result.bundle_check is not None and not getattr(args, "quiet", False):
         print(f"bundle loaded with nnship.runtime: {result.bundle_check.summary()}")
+    if args.recipe is None and result.bundle_path and not getattr(args, "quiet", False):
+        print(
+            f"next: nnship run {result.bundle_path} --image digit.png | "
+            "nnship tune examples/demo/recipe.toml (the recipe's [tune] grid; docs/tune.md)"
+        )
     return code
