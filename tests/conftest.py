@@ -75,29 +75,18 @@ def tiny_recipe_text(trained_digits_cnn, digits_npz) -> str:
     """A complete small recipe: the trained digits CNN, real calibration/evaluation data,
     ONNX Runtime only, latency off (set `validate.latency.enabled=true` to time). Append
     sections to it as needed."""
-    return textwrap.dedent(
-        f"""\
-        name = "tiny"
-        seed = 0
+    from tests.recipes import digits_recipe
 
-        [model]
-        source = "nnship.models:digits_cnn"
-        inputs = ["x:1x1x8x8"]
-        factory_kwargs = {{ width = 8 }}
-        weights = "{trained_digits_cnn}"
-
-        [data.calibration]
-        path = "{digits_npz["calibration"]}"
-
-        [data.evaluation]
-        path = "{digits_npz["evaluation"]}"
-
+    return digits_recipe(
+        trained_digits_cnn,
+        digits_npz,
+        sections="""
         [validate.latency]
         enabled = false
         runs = 20
         min_warmup_runs = 2
         max_warmup_runs = 20
-        """
+        """,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from tests.recipes import digits_recipe
+
 BUNDLE_SECTIONS = """
 [quantize]
 precisions = ["int8"]
@@ -15,28 +17,5 @@ targets = ["onnxruntime", "openvino", "tensorrt"]
 
 
 def recipe_text(weights: Path, data: dict[str, Path], extra: str = "") -> str:
-    return (
-        textwrap.dedent(
-            f"""\
-        name = "tiny"
-        seed = 0
-
-        [model]
-        source = "nnship.models:digits_cnn"
-        inputs = ["x:1x1x8x8"]
-        factory_kwargs = {{ width = 8 }}
-        weights = "{weights}"
-
-        [data.calibration]
-        path = "{data["calibration"]}"
-
-        [data.evaluation]
-        path = "{data["evaluation"]}"
-
-        [validate.latency]
-        enabled = false
-        """
-        )
-        + textwrap.dedent(BUNDLE_SECTIONS)
-        + textwrap.dedent(extra)
-    )
+    sections = "\n[validate.latency]\nenabled = false\n" + BUNDLE_SECTIONS
+    return digits_recipe(weights, data, sections=sections) + textwrap.dedent(extra)

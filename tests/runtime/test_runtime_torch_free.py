@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from venv_helper import RegistryUnreachable, clean_env, runtime_venv, venv_python
 
+from tests.recipes import digits_recipe
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -75,28 +77,16 @@ def written_bundle(tmp_path_factory, trained_digits_cnn, digits_npz):
 
     work = tmp_path_factory.mktemp("runtime-build")
     recipe = work / "recipe.toml"
+    sections = """
+        [quantize]
+        precisions = ["int8"]
+        [backends]
+        targets = ["onnxruntime", "openvino"]
+        [validate.latency]
+        enabled = false
+        """
     recipe.write_text(
-        textwrap.dedent(
-            f"""\
-            name = "digits"
-            seed = 0
-            [model]
-            source = "nnship.models:digits_cnn"
-            inputs = ["x:1x1x8x8"]
-            factory_kwargs = {{ width = 8 }}
-            weights = "{trained_digits_cnn}"
-            [data.calibration]
-            path = "{digits_npz["calibration"]}"
-            [data.evaluation]
-            path = "{digits_npz["evaluation"]}"
-            [quantize]
-            precisions = ["int8"]
-            [backends]
-            targets = ["onnxruntime", "openvino"]
-            [validate.latency]
-            enabled = false
-            """
-        )
+        digits_recipe(trained_digits_cnn, digits_npz, name="digits", sections=sections)
     )
     result = api.build(recipe, output_dir=work / "build")
     assert result.exit_code == 0

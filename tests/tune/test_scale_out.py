@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import optuna
 import pytest
 
 from nnship.tune.storage import open_storage
+from tests.recipes import digits_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -37,23 +37,11 @@ def grid_recipe(tmp_path_factory, trained_digits_cnn, digits_npz) -> Path:
     folder = tmp_path_factory.mktemp("scale_out")
     path = folder / "recipe.toml"
     path.write_text(
-        textwrap.dedent(
-            f"""\
-            name = "scale-out"
-            seed = 0
-
-            [model]
-            source = "nnship.models:digits_cnn"
-            inputs = ["x:1x1x8x8"]
-            factory_kwargs = {{ width = 8 }}
-            weights = "{trained_digits_cnn}"
-
-            [data.calibration]
-            path = "{digits_npz["calibration"]}"
-
-            [data.evaluation]
-            path = "{digits_npz["evaluation"]}"
-
+        digits_recipe(
+            trained_digits_cnn,
+            digits_npz,
+            name="scale-out",
+            sections=f"""
             [backends]
             targets = ["onnxruntime"]
 
@@ -70,7 +58,7 @@ def grid_recipe(tmp_path_factory, trained_digits_cnn, digits_npz) -> Path:
 
             [tune.space]
             "quantize.method" = {json.dumps(METHODS)}
-            """
+            """,
         ),
         encoding="utf-8",
     )
