@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -257,14 +258,19 @@ def recipe_from_data(
     return recipe
 
 
-def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
-    """A new `Recipe`: `recipe`'s data with `overrides` (dotted keys) applied, validated again.
+def apply_overrides(
+    recipe: Recipe, overrides: dict[str, Any], *, without: Iterable[str] = ()
+) -> Recipe:
+    """A new `Recipe`: `recipe`'s data without the top-level sections named in `without` and
+    with `overrides` (dotted keys) applied, validated again.
 
     Only the keys the recipe set are carried over (defaults stay defaults, so a setting that
     depends on whether a key was given, such as `[quantize] profile`, keeps its meaning); its
     paths are already absolute and stay as they are.
     """
     raw = recipe.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    for section in without:
+        raw.pop(section, None)
     name = str(recipe.path) if recipe.path else "recipe"
     return recipe_from_data(
         raw,

@@ -56,31 +56,18 @@ def now_iso() -> str:
 
 
 def trial_recipe(recipe: Any, space: TuneSpace, params: dict[str, Any]) -> Any:
-    """The recipe a trial builds: `recipe` without `[tune]` and `[bundle]`, sections whose condition fails
-    removed, the parameters applied as overrides, and the constraints as `[validate.gates]`
-    (so the trial's report, and a promoted recipe, gate on the same budget)."""
-    from nnship.recipe import recipe_from_data
+    """The recipe a trial builds: `recipe` without `[tune]` and `[bundle]`, sections whose
+    condition fails removed, the parameters applied as overrides, and the constraints as
+    `[validate.gates]` (so the trial's report, and a promoted recipe, gate on the same budget)."""
+    from nnship.recipe import apply_overrides
 
-    raw = recipe.model_dump(mode="json", by_alias=True, exclude_unset=True)
-    raw.pop("tune", None)
-    # a trial is not a deployment: every trial would write the same `[bundle] output` folder
-    raw.pop("bundle", None)
     base = _flat_values(recipe.model_dump(mode="json", by_alias=True))
     removed = space.active_sections_removed(params, base)
-    for section in removed:
-        raw.pop(section, None)
     overrides = {k: v for k, v in params.items() if k.split(".")[0] not in removed} | {
         f"validate.gates.{k}": v for k, v in space.config.constraints.items()
     }
-    name = str(recipe.path) if recipe.path else "recipe"
-    return recipe_from_data(
-        raw,
-        name=name,
-        base_dir=recipe.base_dir,
-        overrides=overrides,
-        check_files=False,
-        recipe_path=recipe.path,
-    )
+    # a trial is not a deployment: every trial would write the same `[bundle] output` folder
+    return apply_overrides(recipe, overrides, without=("tune", "bundle", *removed))
 
 
 def _flat_values(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
