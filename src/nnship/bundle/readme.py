@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nnship.bundle.manifest import ArtifactEntry, Manifest
+from nnship.validate.render.cells import fmt_value
 
 _HARDWARE = {
     "openvino": "Intel CPUs (and Intel GPU/NPU with OpenVINO's plugins): `pip install openvino`",
@@ -10,14 +11,6 @@ _HARDWARE = {
     "`pip install onnxruntime`",
     "tensorrt": "NVIDIA GPUs: build the engine on the device first (see below)",
 }
-
-
-def _fmt(value: object, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _size(entry: ArtifactEntry) -> str:
@@ -89,8 +82,8 @@ def render_readme(manifest: Manifest) -> str:
             machines[str(v.fingerprint.get("id"))] = v.fingerprint
         lines.append(
             f"| `{entry.id}` | {_HARDWARE.get(entry.backend, entry.backend)} | {_size(entry)} | "
-            f"{_fmt(latency.get('p50'))} | {_fmt(latency.get('p90'))} | "
-            f"{_fmt(metrics.get('top1_agreement'), 2)} | {_fmt(metrics.get('cosine_min'), 5)} | "
+            f"{fmt_value(latency.get('p50'))} | {fmt_value(latency.get('p90'))} | "
+            f"{fmt_value(metrics.get('top1_agreement'), 2)} | {fmt_value(metrics.get('cosine_min'), 5)} | "
             f"{gates} |"
         )
     lines.append("")

@@ -35,6 +35,7 @@ from nnship.tune.records import (
     RelaxedResult,
     TrialRecord,
 )
+from nnship.validate.render.cells import fmt_value
 
 log = logging.getLogger(__name__)
 
@@ -213,14 +214,6 @@ def retime_fronts(
     return pareto
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def pareto_markdown(pareto: ParetoFile) -> str:
     """`pareto.md`: one table per (backend, precision, fingerprint)."""
     lines = ["# Tune: Pareto fronts", ""]
@@ -252,9 +245,9 @@ def pareto_markdown(pareto: ParetoFile) -> str:
         ]
         for p in g.front:
             lines.append(
-                f"| {p.trial} | {_fmt(p.latency_ms)} | {_fmt(p.retimed_latency_ms)} | "
-                f"{_fmt(p.size_bytes)} | {_fmt(p.metrics.get('top1_drop'), 2)} | "
-                f"{_fmt(p.metrics.get('cosine'), 5)} | `{p.path}` |"
+                f"| {p.trial} | {fmt_value(p.latency_ms)} | {fmt_value(p.retimed_latency_ms)} | "
+                f"{fmt_value(p.size_bytes)} | {fmt_value(p.metrics.get('top1_drop'), 2)} | "
+                f"{fmt_value(p.metrics.get('cosine'), 5)} | `{p.path}` |"
             )
         lines.append("")
     if not groups:

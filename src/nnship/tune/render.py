@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from nnship.tune.records import ParetoFile, ParetoGroup, TrialRecord
+from nnship.validate.render.cells import fmt_value
 
 __all__ = ["print_fronts"]
-
-
-def _fmt(value: object, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def _table(group: ParetoGroup, title: str) -> object:
@@ -34,12 +27,12 @@ def _table(group: ParetoGroup, title: str) -> object:
         params = ", ".join(f"{k}={v}" for k, v in p.params.items())
         table.add_row(
             str(p.trial),
-            _fmt(p.latency_ms),
-            _fmt(p.retimed_latency_ms),
-            _fmt(p.size_bytes),
-            _fmt(p.metrics.get("top1_drop"), 2),
-            _fmt(p.metrics.get("top1_agreement"), 2),
-            _fmt(p.metrics.get("cosine"), 5),
+            fmt_value(p.latency_ms),
+            fmt_value(p.retimed_latency_ms),
+            fmt_value(p.size_bytes),
+            fmt_value(p.metrics.get("top1_drop"), 2),
+            fmt_value(p.metrics.get("top1_agreement"), 2),
+            fmt_value(p.metrics.get("cosine"), 5),
             params,
         )
     return table

@@ -27,6 +27,16 @@ def fmt(value: float | None, digits: int = 2, *, none: str = "-") -> str:
     return f"{value:.{digits}f}"
 
 
+def fmt_value(value: object, digits: int = 3, *, none: str = "-") -> str:
+    """A table cell of mixed values: floats to `digits` decimals, None as `none`, anything
+    else (byte counts, trial numbers, text) as it is."""
+    if value is None:
+        return none
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
 def fmt_g(value: float | None, *, none: str = "-") -> str:
     """Three significant digits (errors span many decades: 3.1e-07, 0.0042, 1.5)."""
     return none if value is None else f"{value:.3g}"
