@@ -2,7 +2,7 @@
 
 Latency on this shared machine drifts, so every benchmark times its variants round-robin in
 ONE pass: each round gives every variant a turn (optionally warmed up before the turn), and a
-variant's figure is the median over all its timed calls. `nnship.validate.latency.measure_latency`
+variant's figure is the median over all its timed calls. `nnship.metrics.latency.measure_latency`
 times one runner on its own (warm-up until stable, GC off) and is what `nnship validate`
 reports; this loop is for ratios between variants measured side by side.
 """

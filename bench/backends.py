@@ -125,10 +125,10 @@ def benchmark_app_ms(xml: Path, shapes: str, seconds: int) -> float | None:
 
 
 def nnship_vs_benchmark_app(xml: Path, batch: dict, shapes: str, repeats: int) -> dict:
-    """nnship's latency figure (nnship.validate.latency) vs benchmark_app on the
+    """nnship's latency figure (nnship.metrics.latency) vs benchmark_app on the
     same IR, alternated `repeats` times; medians of each and their ratio."""
+    from nnship.metrics.latency import measure_latency
     from nnship.validate.config import LatencyConfig
-    from nnship.validate.latency import measure_latency
 
     ours, theirs = [], []
     for _ in range(repeats):

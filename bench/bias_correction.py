@@ -58,7 +58,7 @@ def main() -> None:
     from nnship.exporter import ExportConfig, export_onnx
     from nnship.models import mobilenet_small
     from nnship.models.train import accuracy, train_classifier
-    from nnship.onnx_utils import load_onnx
+    from nnship.onnx.graph import load_onnx
     from nnship.quantize import make_config, quantize
     from nnship.quantize.evaluate import run_model
     from nnship.sources import ArrayData

@@ -29,9 +29,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from nnship.backends.compile import open_artifact
+    from nnship.core.environment import capture_environment
     from nnship.exporter import export_onnx
     from nnship.sources.models import load_model
-    from nnship.validate.environment import capture_environment
 
     report = json.loads((args.build / "report" / "report.json").read_text())
     model = report["extra"]["build"]["recipe"]["model"]

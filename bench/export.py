@@ -27,7 +27,7 @@ import torch
 
 from nnship.backends.onnxruntime import OnnxRuntimeRunner
 from nnship.core import TensorSpec
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
 from nnship.exporter import ExportConfig, export_onnx
 from nnship.models import encoder_small, mobilenet_small, resnet_small
 

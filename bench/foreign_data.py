@@ -76,7 +76,7 @@ if __name__ == "__main__":
 
 # -- shared by bench/subnormals.py, bench/foreign_onnx.py, bench/bf16.py ------------------------
 def cpu_line() -> str:
-    from nnship.validate.environment import capture_environment
+    from nnship.core.environment import capture_environment
 
     env = capture_environment(2)
     return f"CPU: {env.cpu_model}; {env.capabilities()}"

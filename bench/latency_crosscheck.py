@@ -113,8 +113,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from nnship.backends.onnxruntime import OnnxRuntimeRunner
+    from nnship.metrics.latency import measure_latency
     from nnship.validate.config import LatencyConfig
-    from nnship.validate.latency import measure_latency
 
     tmp = Path(tempfile.mkdtemp(prefix="nnship-crosscheck-"))
     model = tmp / "model.onnx"

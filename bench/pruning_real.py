@@ -255,7 +255,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from nnship.validate.environment import capture_environment
+    from nnship.core.environment import capture_environment
 
     env = capture_environment(threads=args.threads)
     print(f"CPU: {env.cpu_model}; flags: {' '.join(f for f in env.cpu_flags)}; "

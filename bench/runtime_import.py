@@ -85,7 +85,7 @@ def _run(python: Path | str, code: str, args: list[str], env: dict[str, str]) ->
 
 def _cpu() -> str:
     try:
-        from nnship.validate.environment import cpu_model_and_flags
+        from nnship.core.environment import cpu_model_and_flags
 
         model, flags = cpu_model_and_flags()
         return f"CPU: {model}; flags: {' '.join(flags)}; cores: {os.cpu_count()}"

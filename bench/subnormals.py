@@ -1,7 +1,7 @@
 """Subnormal weights: as-shipped vs flushed latency on ONNX Runtime and OpenVINO, one pass.
 
 For each model: how many float weights are subnormal (per tensor, total), the outputs' max abs
-difference after `nnship.subnormals.flush_subnormals` on real inputs, and the latency (median,
+difference after `nnship.onnx.subnormals.flush_subnormals` on real inputs, and the latency (median,
 batch 1, 2 threads) of: ORT as shipped, ORT flushed, nnship's compiled ORT artifact
 (`OnnxRuntimeBackend.compile`), OpenVINO f32 as shipped, OpenVINO f32 flushed, nnship's
 OpenVINO artifact; all timed interleaved in ONE pass (warm-up before each turn).
@@ -32,7 +32,7 @@ import zoo_models  # noqa: E402
 from _timing import interleaved_latency  # noqa: E402
 from foreign_data import cpu_line, detector_data, runner_for  # noqa: E402
 
-from nnship.subnormals import flush_subnormals  # noqa: E402
+from nnship.onnx.subnormals import flush_subnormals  # noqa: E402
 
 TINY = np.finfo(np.float32).tiny
 

@@ -320,7 +320,7 @@ def independent_builds(recipe_path: Path, records: list[Any], k: int, work: Path
     compression setting where possible, evenly spread over the grid."""
     import shutil
 
-    from nnship.build import build
+    from nnship.pipeline import build
     from nnship.recipe import load_recipe
     from nnship.tune.space import validate_space
     from nnship.tune.trial import trial_recipe

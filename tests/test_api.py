@@ -48,7 +48,8 @@ def test_importing_the_api_loads_no_stage_or_runtime():
     code = (
         "import sys, nnship.api; "
         "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'nnship.exporter.export', "
-        "'nnship.backends.openvino') if m in sys.modules]; print(heavy)"
+        "'nnship.backends.openvino.backend', 'nnship.backends.openvino.runner') "
+        "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -124,14 +125,14 @@ def test_bench_returns_latency_per_batch_size(small_onnx):
 
 def test_report_rejects_unknown_format(tmp_path):
     """An unknown format is refused by name, before the file is even read."""
-    from nnship.errors import ReportError
+    from nnship.core.errors import ReportError
 
     with pytest.raises(ReportError, match="Unknown report format 'pdf'"):
         api.report(tmp_path / "missing.json", format="pdf")
 
 
 def test_report_of_a_missing_file_names_it(tmp_path):
-    from nnship.errors import ReportError
+    from nnship.core.errors import ReportError
 
     with pytest.raises(ReportError, match="missing.json"):
         api.report(tmp_path / "missing.json")

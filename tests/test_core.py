@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnship.core import Runner, TensorSpec, check_batch, example_batch
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources import ArrayData
 
 

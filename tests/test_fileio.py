@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from nnship.errors import OutputPathError
-from nnship.fileio import atomic_path, write_json_atomic
+from nnship.core.errors import OutputPathError
+from nnship.core.fileio import atomic_path, write_json_atomic
 
 
 def test_atomic_path_renames_only_on_success(tmp_path) -> None:

@@ -11,7 +11,7 @@ import pytest
 HEAVY = ("torch", "openvino", "tensorrt", "nncf")
 
 
-@pytest.mark.parametrize("module", ["nnship.recipe", "nnship.api", "nnship.build"])
+@pytest.mark.parametrize("module", ["nnship.recipe", "nnship.api", "nnship.pipeline"])
 def test_import_does_not_load_torch_or_runtimes(module):
     code = f"import sys, {module}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     proc = subprocess.run(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nnship.core import TensorSpec
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 from nnship.recipe import (
     cache_dir,
     load_recipe,

@@ -8,12 +8,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from nnship.backends.config import OpenVinoOptions, TensorRtOptions, resolve_backend_options
-from nnship.backends.openvino_runner import resolve_options as resolve_openvino
+from nnship.backends.config import OpenVinoOptions, TensorRtOptions
+from nnship.backends.openvino.runner import resolve_options as resolve_openvino
 from nnship.backends.tensorrt import resolve_options as resolve_tensorrt
-from nnship.core import TensorSpec, check_batch, check_input_names
-from nnship.errors import BackendError, DataError
-from nnship.onnx_utils import onnx_precision
+from nnship.core import TensorSpec, check_batch, check_input_names, resolve_backend_options
+from nnship.core.errors import BackendError, DataError
+from nnship.onnx.graph import onnx_precision
 from nnship.sources.conform import check_names
 
 

@@ -14,9 +14,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from nnship.onnx.subnormals import flush_subnormals, verify_flush
 from nnship.quantize import make_config, quantize
 from nnship.sources import ArrayData
-from nnship.subnormals import flush_subnormals, verify_flush
 
 TINY = np.finfo(np.float32).tiny
 RNG = np.random.default_rng(0)

@@ -8,7 +8,7 @@ model is trained on them (seeded; about half a minute on two cores) and cached u
 `$NNSHIP_CACHE_DIR/demo/` (default `~/.cache/nnship/demo/`) as a state dict, loaded back with
 `weights_only=True`, whose file name carries the key of the training settings
 (`settings_key`), beside the calibration, evaluation and training `.npz` files. Then the recipe
-runs through the same `nnship.build.build` as any recipe (prune -> distill -> export -> INT8
+runs through the same `nnship.pipeline.build` as any recipe (prune -> distill -> export -> INT8
 -> ONNX Runtime + OpenVINO -> validation -> gates), with its stage cache under
 `$NNSHIP_CACHE_DIR/demo/stages` so a rerun, into any build folder, reuses the distillation, and
 the HTML report is written beside the JSON and Markdown ones.
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from nnship.errors import RecipeError
-from nnship.fileio import atomic_path, ensure_writable_dir
+from nnship.core.errors import RecipeError
+from nnship.core.fileio import atomic_path, ensure_writable_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -373,7 +373,7 @@ def demo(
     `recipe` to `examples/demo/recipe.toml` (or the embedded copy). The build's stage cache is
     `<cache>/demo/stages`, shared by every demo build. Returns the `BuildResult`.
     """
-    from nnship.build import build
+    from nnship.pipeline import build
     from nnship.validate.render.html import write_html
 
     raw, path = demo_recipe_data(recipe)

@@ -14,7 +14,7 @@ from nnship.backends import canonical_backend, get_backend
 from nnship.backends.compile import open_artifact
 from nnship.backends.config import OnnxRuntimeOptions
 from nnship.core import Artifact, Backend, CompileInputs
-from nnship.errors import BackendError
+from nnship.core.errors import BackendError
 
 
 @pytest.fixture

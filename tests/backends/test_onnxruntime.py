@@ -14,7 +14,7 @@ from onnx import parser
 from nnship.backends import get_backend
 from nnship.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
 from nnship.core import TensorSpec
-from nnship.errors import BackendError, DataError, OnnxModelError
+from nnship.core.errors import BackendError, DataError, OnnxModelError
 
 # y = relu(x @ W + b) then an identity-like chain ORT's basic optimizer folds away
 _TEXT = """
@@ -128,7 +128,7 @@ def test_backend_compile_and_load(model_path: Path, tmp_path: Path) -> None:
     assert artifact.label == "onnxruntime/fp32" and artifact.device == "cpu"
     assert [f.name for f in artifact.files] == ["tiny.onnx", "tiny.ort.onnx"]
     assert all(f.is_file() for f in artifact.files)
-    from nnship.fileio import sha256_file
+    from nnship.core.fileio import sha256_file
 
     assert artifact.source_hashes == {"tiny.onnx": sha256_file(model_path)}
     assert artifact.metadata["threads"] == 1 and artifact.metadata["graph_optimization"] == "all"

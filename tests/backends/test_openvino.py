@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nnship.backends.openvino import OpenVinoBackend, OpenVinoRunner
-from nnship.errors import BackendError, MissingDependencyError
+from nnship.core.errors import BackendError, MissingDependencyError
 from nnship.sources import ArrayData
 
 pytest.importorskip("openvino")

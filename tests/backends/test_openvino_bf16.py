@@ -15,10 +15,10 @@ pytest.importorskip("openvino")
 
 import openvino as ov  # noqa: E402
 
-from nnship.backends import openvino_runner  # noqa: E402
 from nnship.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner  # noqa: E402
 from nnship.backends.openvino import OpenVinoBackend  # noqa: E402
-from nnship.errors import BackendError, QuantizationError  # noqa: E402
+from nnship.backends.openvino import runner as openvino_runner  # noqa: E402
+from nnship.core.errors import BackendError, QuantizationError  # noqa: E402
 from nnship.quantize import make_config, quantize  # noqa: E402
 from nnship.sources import ArrayData  # noqa: E402
 
@@ -73,7 +73,7 @@ def runtime_precisions(runner) -> set[str]:  # noqa: ANN001
 def no_bf16_cpu(monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setattr(openvino_runner, "device_capabilities", lambda core, d: ["FP32", "INT8"])
     monkeypatch.setattr(
-        "nnship.validate.environment._cpu_info", lambda: ("Test CPU 9000", ["avx2", "avx512f"])
+        "nnship.core.environment._cpu_info", lambda: ("Test CPU 9000", ["avx2", "avx512f"])
     )
 
 
@@ -134,7 +134,7 @@ def test_quantize_bf16_points_to_openvino(cnn, tmp_path):
 def test_recipe_accepts_bf16_and_the_build_plans_it_for_openvino_only():
     from types import SimpleNamespace
 
-    from nnship.build.stages.quantize import plan_quantization
+    from nnship.stages.quantize import plan_quantization
 
     cfg = make_config(precisions=["int8", "bf16"])
     backends = SimpleNamespace(options_for=lambda name: SimpleNamespace(int8_mode="qdq"))

@@ -13,11 +13,11 @@ import pytest
 import tensorrt_fake
 from trt_models import float_graph, qdq_conv, save
 
-from nnship.backends import tensorrt as trt_backend
-from nnship.backends import tensorrt_runner as trt_runner
 from nnship.backends.config import ShapeRange, TensorRtOptions
 from nnship.backends.tensorrt import TensorRtBackend, TensorRtRunner
-from nnship.errors import BackendError, DataError, MissingDependencyError
+from nnship.backends.tensorrt import backend as trt_backend
+from nnship.backends.tensorrt import runner as trt_runner
+from nnship.core.errors import BackendError, DataError, MissingDependencyError
 
 
 @pytest.fixture

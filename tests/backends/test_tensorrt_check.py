@@ -11,7 +11,7 @@ import pytest
 from onnx import helper, numpy_helper
 from trt_models import float_graph, qdq_conv, save
 
-from nnship.backends.tensorrt_check import check_tensorrt
+from nnship.backends.tensorrt.check import check_tensorrt
 
 
 def rules(findings) -> set[tuple[str, str]]:

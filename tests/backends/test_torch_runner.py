@@ -9,7 +9,7 @@ from torch import nn
 
 from nnship.backends.torch_runner import TorchRunner, flatten_outputs
 from nnship.core import TensorSpec
-from nnship.errors import BackendError, DataError
+from nnship.core.errors import BackendError, DataError
 
 
 def test_flatten_outputs_naming() -> None:
@@ -83,7 +83,7 @@ def test_inputs_that_cannot_fit_forward_are_a_clear_error() -> None:
 
     from nnship.backends.torch_runner import TorchRunner
     from nnship.core import TensorSpec
-    from nnship.errors import DataError
+    from nnship.core.errors import DataError
 
     with pytest.raises(DataError, match=r"\['a', 'b'\] do not match Linear.forward\(input\)"):
         TorchRunner(torch.nn.Linear(3, 2), [TensorSpec("a", (1, 3)), TensorSpec("b", (1, 3))])

@@ -12,7 +12,7 @@ from bundle_recipes import recipe_text
 @pytest.fixture(scope="session")
 def built(tmp_path_factory, trained_digits_cnn, digits_npz) -> Path:
     """A finished build folder (report + artifacts), built once per test session."""
-    from nnship.build import build
+    from nnship.pipeline import build
 
     folder = tmp_path_factory.mktemp("bundle_build")
     recipe = folder / "recipe.toml"

@@ -75,7 +75,7 @@ def test_a_bundle_target_the_recipe_does_not_build_fails_before_any_stage(
     import pytest
 
     from nnship import api
-    from nnship.errors import RecipeError
+    from nnship.core.errors import RecipeError
 
     extra = '\n[bundle]\ntargets = ["tensorrt/fp16"]\n'
     recipe = tmp_path / "recipe.toml"

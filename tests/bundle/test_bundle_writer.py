@@ -183,7 +183,7 @@ def test_preprocessing_must_fit_the_input(built, tmp_path):
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_bundle(built, tmp_path):
-    from nnship.errors import OutputPathError
+    from nnship.core.errors import OutputPathError
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")

@@ -16,7 +16,7 @@ from torch import nn
 
 from nnship.calibration import correct_bias
 from nnship.core import TensorSpec
-from nnship.errors import CalibrationError, DataError
+from nnship.core.errors import CalibrationError, DataError
 from nnship.exporter import ExportConfig, export_onnx
 from nnship.quantize import make_config, quantize
 from nnship.sources import ArrayData

@@ -11,7 +11,7 @@ import pytest
 from nnship.calibration.histogram import AdaptiveHistogram
 from nnship.calibration.methods import METHODS, compute_range, kl_threshold_bin
 from nnship.calibration.table import TensorStatistics
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 
 
 def stats_of(values: np.ndarray, num_bins: int = 2048, name: str = "t") -> TensorStatistics:

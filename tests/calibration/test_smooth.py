@@ -10,7 +10,7 @@ from calib_models import make_model, max_rel, run
 from onnx import TensorProto, helper, numpy_helper
 
 from nnship.calibration import collect_statistics, smooth_activations
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 from nnship.sources import ArrayData
 
 K = 8

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nnship.calibration import collect_statistics
 from nnship.core import DataSource, LabeledBatch
-from nnship.errors import CalibrationError, DataError, OnnxModelError
+from nnship.core.errors import CalibrationError, DataError, OnnxModelError
 from nnship.sources import ArrayData
 
 

@@ -11,7 +11,7 @@ from test_methods import stats_of
 
 from nnship.calibration import CalibrationTable, read_tensorrt_cache, write_tensorrt_cache
 from nnship.calibration.methods import TensorRange
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 
 
 @pytest.fixture()

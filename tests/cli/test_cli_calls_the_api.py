@@ -142,14 +142,14 @@ def test_every_api_result_type_has_to_dict():
 
 
 def _result_types() -> dict:
-    from nnship.build.result import BuildResult
     from nnship.calibration import CalibrationTable
     from nnship.core import Artifact
     from nnship.exporter.export import ExportResult
+    from nnship.pipeline.result import BuildResult
     from nnship.quantize.result import QuantizeResult
     from nnship.validate.bench import BenchResult
     from nnship.validate.compare import Comparison
-    from nnship.validate.explain import Explanation
+    from nnship.validate.explain.layers import Explanation
     from nnship.validate.report import Report
 
     return {

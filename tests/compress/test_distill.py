@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nnship.compress import DistillConfig, PruneConfig, compress, distill, prune
-from nnship.errors import CompressionError, DataError
+from nnship.core.errors import CompressionError, DataError
 from nnship.models import digits_cnn
 from nnship.sources import ArrayData
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from nnship.compress import PruneConfig, prune
 from nnship.compress.structured import keep_count
-from nnship.errors import CompressionError, DataError
+from nnship.core.errors import CompressionError, DataError
 from nnship.models import resnet_small
 from nnship.sources import ArrayData
 

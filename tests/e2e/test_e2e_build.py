@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nnship.fileio import sha256_file
+from nnship.core.fileio import sha256_file
 
 
 def _report(build_dir):

@@ -78,8 +78,8 @@ def test_settings_key_changes_with_what_training_depends_on():
 
 
 def test_a_recipe_the_digits_cannot_feed_is_a_clear_error(tmp_path, isolated_cache):
+    from nnship.core.errors import RecipeError
     from nnship.demo import prepare_demo
-    from nnship.errors import RecipeError
 
     bad = small_recipe(tmp_path)
     bad.write_text(bad.read_text().replace('"x:1x3x32x32"', '"x:1x128:int64"'))

@@ -13,7 +13,7 @@ from torch import nn
 
 from nnship.backends.onnxruntime import OnnxRuntimeRunner
 from nnship.core import TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.exporter import ExportConfig, export_onnx
 from nnship.exporter.torch_export import summarize_export_error
 

@@ -15,7 +15,7 @@ from torch import nn
 from nnship.backends.onnxruntime import OnnxRuntimeRunner
 from nnship.backends.torch_runner import TorchRunner
 from nnship.core import TensorSpec
-from nnship.errors import ExportError, OutputPathError
+from nnship.core.errors import ExportError, OutputPathError
 from nnship.exporter import ExportConfig, export_onnx
 
 

@@ -10,7 +10,7 @@ import pytest
 from onnx import numpy_helper
 
 from nnship.backends.torch_runner import TorchRunner
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
 from nnship.exporter import verification_samples, verify_onnx
 from nnship.exporter.verify import compare_outputs
 

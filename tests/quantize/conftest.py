@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnship.onnx_utils import add_outputs
+from nnship.onnx.graph import add_outputs
 
 
 class MinMaxTable:

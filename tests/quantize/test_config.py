@@ -1,6 +1,6 @@
 import pytest
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize import QuantizeConfig, get_profile, make_config
 
 

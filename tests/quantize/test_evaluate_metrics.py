@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nnship.metrics.drift import DriftAccumulator
 from nnship.quantize.evaluate import Outputs, budget_misses, compare, score
-from nnship.validate.metrics import DriftAccumulator
 
 
 def _outputs(array: np.ndarray) -> Outputs:

@@ -4,7 +4,7 @@ import pytest
 from conftest import MinMaxTable  # at import, while tests/quantize/conftest.py is "conftest"
 from onnx import helper, numpy_helper
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize import get_profile, make_config, quantize
 from nnship.quantize.fallback import rank_sensitivity
 from nnship.quantize.placement import plan_placement

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize import make_config, quantize
 from nnship.quantize.opset import default_opset, upgrade_opset
 from nnship.sources import ArrayData

@@ -67,7 +67,7 @@ def test_dynamic_gemm_stays_float_with_reason(cnn_path, tmp_path):
 
 
 def test_budget_missed_by_fp16_is_an_error_and_writes_nothing(cnn_path, cnn_data, tmp_path):
-    from nnship.errors import QuantizationError
+    from nnship.core.errors import QuantizationError
 
     with pytest.raises(QuantizationError, match="fp16 misses the accuracy budget"):
         quantize(
@@ -78,7 +78,7 @@ def test_budget_missed_by_fp16_is_an_error_and_writes_nothing(cnn_path, cnn_data
 
 
 def test_unknown_precision(cnn_path, tmp_path):
-    from nnship.errors import QuantizationError
+    from nnship.core.errors import QuantizationError
 
     with pytest.raises(QuantizationError, match="int4"):
         quantize(cnn_path, tmp_path / "m.onnx", make_config(), precision="int4")

@@ -9,7 +9,7 @@ from conftest import MinMaxTable
 from onnx import numpy_helper
 
 from nnship.core import DataSource, LabeledBatch
-from nnship.errors import CalibrationError, DataError, QuantizationError
+from nnship.core.errors import CalibrationError, DataError, QuantizationError
 from nnship.quantize import QuantizeResult, make_config, quantize
 from nnship.quantize.pipeline import preprocess
 from nnship.sources import ArrayData
@@ -200,7 +200,7 @@ def test_int8_without_calibration_is_refused(cnn_path, tmp_path):
 
 
 def test_missing_model_file(tmp_path):
-    from nnship.errors import OnnxModelError
+    from nnship.core.errors import OnnxModelError
 
     with pytest.raises(OnnxModelError, match="does not exist"):
         quantize(

@@ -3,7 +3,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 from nnship.quantize import ExcludeConfig, get_profile
 from nnship.quantize.placement import ensure_node_names, plan_placement
 

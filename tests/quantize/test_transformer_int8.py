@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from nnship.calibration import collect_statistics, smooth_with_alpha_search
 from nnship.calibration.smooth_search import choose_alphas, layer_error
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize import make_config, quantize
 from nnship.quantize.evaluate import make_session
 from nnship.quantize.placement import ensure_node_names, plan_placement
@@ -149,7 +149,7 @@ def test_per_layer_search_moves_the_outlier_into_the_weights():
 
 
 def _run_tensor(model: onnx.ModelProto, name: str, feeds) -> np.ndarray:
-    from nnship.onnx_utils import add_outputs
+    from nnship.onnx.graph import add_outputs
 
     session = make_session(add_outputs(model, [name]))
     value = session.run([name], feeds)[0]

@@ -7,7 +7,7 @@ tests/calibration.
 
 import pytest
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize import make_config, quantize, transforms
 from nnship.sources import ArrayData
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnship.core import TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources.conform import check_header, conform_array, conform_batch
 
 IMAGE = TensorSpec("x", (1, 3, 4, 4))

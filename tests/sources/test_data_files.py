@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from nnship.core import TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources.data import DataConfig, open_data, open_data_config
 
 X = TensorSpec("x", (1, 3, 4, 4))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnship.core import TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources import ArrayData
 from nnship.sources.data import open_data
 from nnship.sources.streams import ArrayFolderData, rebatch

@@ -10,7 +10,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from nnship.core import TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources.data import DataConfig, open_data, open_data_config
 from nnship.sources.images import ImageFolderData, ImagePreprocess
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nnship.core import TensorSpec
-from nnship.errors import ModelSourceError, OnnxModelError
+from nnship.core.errors import ModelSourceError, OnnxModelError
 from nnship.sources.models import LoadedModel, load_model, load_state_dict
 
 RESNET = "nnship.models:resnet_small"
@@ -202,7 +202,7 @@ def test_onnx_source(tmp_path: Path) -> None:
     assert [(s.name, s.dtype) for s in loaded.input_specs] == [("x", "float32"), ("ids", "int64")]
     assert loaded.input_specs[0].shape == ("N", 4)
     assert set(loaded.example_inputs) == {"x", "ids"}
-    from nnship.fileio import sha256_file
+    from nnship.core.fileio import sha256_file
 
     assert loaded.fingerprint == sha256_file(path)
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nnship.core import TensorSpec, example_batch
-from nnship.errors import ExportError, ModelSourceError
+from nnship.core.errors import ExportError, ModelSourceError
 from nnship.sources.models import ExportedModule, load_model, save_pt2
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from nnship import api
 from nnship.cli import main as cli_main
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 from nnship.tune.records import read_pareto, read_trials
 from nnship.tune.study import StudyMismatch
 from tests.tune.conftest import GRID_2X2
@@ -143,7 +143,7 @@ def test_promoted_recipe_rebuilds_the_same_artifacts(tune_recipe, tmp_path, shar
     assert code == 0
     assert "[tune" not in best.read_text()
     built = api.build(best, output_dir=tmp_path / "rebuilt")
-    from nnship.fileio import sha256_file
+    from nnship.core.fileio import sha256_file
 
     rebuilt = {a.label: sha256_file(a.path) for a in built.artifacts}
     assert rebuilt == {a.label: a.sha256 for a in record.artifacts}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 from nnship.recipe import load_recipe
 from nnship.tune.space import parse_condition, validate_space
 

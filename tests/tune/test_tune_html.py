@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 from nnship.tune.html import parameter_importances, render_tune_html, write_tune_html
 from nnship.tune.records import (
     ArtifactMetrics,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nnship.errors import BackendError, DataError, RecipeError
+from nnship.core.errors import BackendError, DataError, RecipeError
 from nnship.validate.commands import (
     guess_backend,
     options_for,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _validate_helpers import classification_data, linear_classifier
 
-from nnship.errors import ReportError
+from nnship.core.errors import ReportError
 from nnship.validate import LatencyConfig, Report, ValidateConfig, validate
 from nnship.validate.compare import CompareThresholds, Threshold, compare_reports
 

@@ -9,11 +9,11 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from nnship.errors import DataError, OnnxModelError
+from nnship.core.errors import DataError, OnnxModelError
+from nnship.metrics.layer_match import match_layers, torch_module_names
 from nnship.sources import ArrayData
 from nnship.validate import Report
-from nnship.validate.explain import attach_to_report, explain, rank_layers
-from nnship.validate.layer_match import match_layers, torch_module_names
+from nnship.validate.explain.layers import attach_to_report, explain, rank_layers
 from nnship.validate.report import Row
 
 CORRUPTED = "/features/features.4/Conv"  # the second conv block of digits_cnn

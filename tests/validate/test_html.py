@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from nnship.errors import ReportError
+from nnship.core.errors import ReportError
 from nnship.validate.render.html import render_html, render_report_files, write_html
 from nnship.validate.report import (
     ClassificationMetrics,

@@ -7,10 +7,10 @@ import pytest
 from _validate_helpers import FunctionRunner, SleepRunner
 
 from nnship.core import TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
+from nnship.metrics.latency import latency_batch, latency_stats, measure_latency, track_memory
 from nnship.sources import ArrayData
 from nnship.validate.config import LatencyConfig
-from nnship.validate.latency import latency_batch, latency_stats, measure_latency, track_memory
 
 
 def _batch(n: int = 1) -> dict[str, np.ndarray]:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from nnship.errors import DataError
-from nnship.validate.metrics import (
+from nnship.core.errors import DataError
+from nnship.metrics.drift import (
     ClassificationAccumulator,
     DriftAccumulator,
     is_classification_output,

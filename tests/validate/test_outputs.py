@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _validate_helpers import classification_data, linear_classifier
 
-from nnship.errors import DataError, ReportError
+from nnship.core.errors import DataError, ReportError
 from nnship.validate.outputs import SavedOutputs, SavedOutputsRunner, save_outputs
 
 
@@ -77,7 +77,7 @@ def test_pickled_arrays_never_load(tmp_path) -> None:
     with open(path, "wb") as handle:  # same key, now an object array (needs pickle)
         np.savez(handle, sample_hashes=np.zeros((4, 16), np.uint8),
                  output_0=np.array([object()] * 4, dtype=object))  # fmt: skip
-    from nnship.fileio import sha256_file
+    from nnship.core.fileio import sha256_file
 
     manifest["npz_sha256"] = sha256_file(path)
     path.with_suffix(".json").write_text(json.dumps(manifest))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _validate_helpers import classification_data, linear_classifier
 
-from nnship.errors import ReportError
+from nnship.core.errors import ReportError
 from nnship.validate import Gates, LatencyConfig, Report, ValidateConfig, validate
 from nnship.validate.render.markdown import save_with_markdown
 from nnship.validate.report import SCHEMA_VERSION, LayerDrift

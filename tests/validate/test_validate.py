@@ -10,7 +10,7 @@ import pytest
 from _validate_helpers import FunctionRunner, OrtRunner, classification_data, linear_classifier
 
 from nnship.core import Artifact, TensorSpec
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources import ArrayData
 from nnship.validate import Gates, LatencyConfig, ValidateConfig, validate
 from nnship.validate.outputs import SavedOutputsRunner

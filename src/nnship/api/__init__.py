@@ -22,9 +22,9 @@ from nnship.api.results import CheckResult, DistillReport, PruneReport, Rendered
 from nnship.api.runtime import RunResult, run_bundle
 from nnship.api.tune import tune, tune_promote, tune_show
 from nnship.api.validation import bench, compare, explain, report, validate
-from nnship.build.result import BuildResult
 from nnship.bundle.verify import VerifyResult
 from nnship.bundle.writer import BundleResult
+from nnship.pipeline.result import BuildResult
 from nnship.recipe import Recipe, load_recipe
 from nnship.tune.result import PromotedRecipe, TuneResult, TuneSummary
 

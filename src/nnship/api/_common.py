@@ -32,6 +32,6 @@ def open_data_arg(
 
 def onnx_specs(onnx_path: str | Path) -> list[TensorSpec]:
     """The input specs an ONNX file declares (weights not loaded)."""
-    from nnship.onnx_utils import load_onnx, onnx_input_specs
+    from nnship.onnx.graph import load_onnx, onnx_input_specs
 
     return onnx_input_specs(load_onnx(onnx_path, load_weights=False))

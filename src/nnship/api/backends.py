@@ -61,11 +61,11 @@ def check(onnx_path: str | Path, *, target: str = "tensorrt") -> CheckResult:
     """`nnship check --target tensorrt`: lint an ONNX for a target without its runtime.
     Returns the `CheckResult` (findings naming the node and the rule; `passed` without errors)."""
     if target.lower() not in ("tensorrt", "trt"):
-        from nnship.errors import BackendError
+        from nnship.core.errors import BackendError
 
         raise BackendError(f"check supports --target tensorrt only, not '{target}'")
-    from nnship.backends.tensorrt_check import check_tensorrt
-    from nnship.backends.tensorrt_ops import TENSORRT_VERSION
+    from nnship.backends.tensorrt.check import check_tensorrt
+    from nnship.backends.tensorrt.ops import TENSORRT_VERSION
 
     findings = check_tensorrt(onnx_path)
     return CheckResult(Path(onnx_path), "tensorrt", TENSORRT_VERSION, list(findings))

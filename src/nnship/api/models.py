@@ -49,7 +49,7 @@ def export(
     ONNX file at `out_path`. `inputs` are `TensorSpec`s or `"name:1x3x224x224[:dtype]"` strings
     (required for a factory); `options` an `ExportConfig` (defaults when None). An ONNX source
     raises `ExportError` (nothing to export). Returns the `ExportResult`."""
-    from nnship.errors import ExportError
+    from nnship.core.errors import ExportError
     from nnship.exporter import export_onnx
     from nnship.exporter.config import ExportConfig
 
@@ -86,7 +86,7 @@ def prune(
     from nnship.compress import prune as _prune
     from nnship.compress import torch_latency_ms
     from nnship.compress.metrics import top1
-    from nnship.errors import CompressionError
+    from nnship.core.errors import CompressionError
     from nnship.sources.models import save_pt2
 
     loaded = _load(model, inputs, factory_kwargs, weights, trust_pickle)
@@ -138,7 +138,7 @@ def distill(
     keeps zeroed weights at zero (an unstructured/2:4 student)."""
     from nnship.compress import count_parameters
     from nnship.compress import distill as _distill
-    from nnship.errors import CompressionError
+    from nnship.core.errors import CompressionError
     from nnship.sources.models import save_pt2
 
     t = _load(teacher, inputs, factory_kwargs, teacher_weights, trust_pickle)

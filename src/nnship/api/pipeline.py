@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nnship.build.result import BuildResult
+from nnship.pipeline.result import BuildResult
 from nnship.recipe import Recipe
 
 
@@ -25,7 +25,7 @@ def build(
     recomputes every stage; `cache` is the stage cache folder (shareable between builds,
     default `<build folder>/cache`). Returns the `BuildResult` (exit code 0 pass, 1 gate failed).
     """
-    from nnship.build import build as _build
+    from nnship.pipeline import build as _build
 
     return _build(
         recipe,

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 
 @dataclass
@@ -177,7 +177,7 @@ def run_bundle(
             source=source, outputs=outputs, top_k=_top_k(outputs, loaded.labels, top_k),
         )  # fmt: skip
     if output is not None:
-        from nnship.fileio import atomic_path
+        from nnship.core.fileio import atomic_path
 
         with atomic_path(Path(output)) as tmp, open(tmp, "wb") as f:
             np.savez(f, **outputs)  # type: ignore[arg-type]  # a file object: a name would get ".npz" appended

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from nnship.validate.bench import BenchResult
     from nnship.validate.compare import CompareThresholds, Comparison
     from nnship.validate.config import LatencyConfig, ValidateConfig
-    from nnship.validate.explain import Explanation
+    from nnship.validate.explain.layers import Explanation
     from nnship.validate.report import Report
 
 
@@ -65,7 +65,7 @@ def validate(
             save_outputs_dir=save_outputs_dir,
         )
     if isinstance(candidates, Mapping):
-        from nnship.errors import DataError
+        from nnship.core.errors import DataError
 
         raise DataError(
             "validate: candidates given as runners need a Runner baseline; give artifact "
@@ -164,10 +164,10 @@ def explain(
     attach_to: str | Path | None = None,
 ) -> Explanation:
     """`nnship explain`: rank the layers of `quantized_model` by the drift each adds against
-    `float_model` on `data`. Unset numbers keep `nnship.validate.explain.explain`'s defaults.
+    `float_model` on `data`. Unset numbers keep `nnship.validate.explain.layers.explain`'s defaults.
     `attach_to` (a report JSON) gets the explanation attached. Returns the `Explanation`."""
-    from nnship.validate.explain import attach_to_report
-    from nnship.validate.explain import explain as _explain
+    from nnship.validate.explain.layers import attach_to_report
+    from nnship.validate.explain.layers import explain as _explain
 
     given = {
         "max_samples": max_samples,
@@ -194,7 +194,7 @@ def report(
     """`nnship report`: load a saved report JSON and render it as "markdown" (default), "json"
     or "html" (`text`); `html`/`markdown` also write those renderings to files. An unknown
     `format` raises `ReportError` before anything is read or written."""
-    from nnship.errors import ReportError
+    from nnship.core.errors import ReportError
     from nnship.validate import Report
 
     if format not in ("markdown", "json", "html"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 
 from nnship.core import Backend
-from nnship.errors import BackendError
+from nnship.core.errors import BackendError
 
 # name -> (module, class). Modules are imported only when a backend is asked for.
 _BACKENDS: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("nnship.backends.onnxruntime", "OnnxRuntimeBackend"),
-    "openvino": ("nnship.backends.openvino", "OpenVinoBackend"),
-    "tensorrt": ("nnship.backends.tensorrt", "TensorRtBackend"),
+    "onnxruntime": ("nnship.backends.onnxruntime.backend", "OnnxRuntimeBackend"),
+    "openvino": ("nnship.backends.openvino.backend", "OpenVinoBackend"),
+    "tensorrt": ("nnship.backends.tensorrt.backend", "TensorRtBackend"),
 }
 
 BACKEND_NAMES = tuple(_BACKENDS)

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from nnship.backends import canonical_backend, get_backend
 from nnship.backends.config import BackendsConfig
 from nnship.core import Artifact, DataSource, Runner
-from nnship.errors import BackendError
+from nnship.core.errors import BackendError
 
 log = logging.getLogger(__name__)
 

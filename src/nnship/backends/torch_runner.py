@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nnship.core import Batch, Runner, TensorSpec, example_batch
-from nnship.errors import BackendError
+from nnship.core.errors import BackendError
 from nnship.sources.binding import pass_by_keyword as _pass_by_keyword
 
 log = logging.getLogger(__name__)

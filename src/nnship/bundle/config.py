@@ -64,7 +64,7 @@ class BundleConfig(BaseModel):
 def normalize_target(text: str) -> str:
     """ "ov/int8" -> "openvino/int8"; `ValueError` for anything but `<backend>/<precision>`."""
     from nnship.backends import canonical_backend
-    from nnship.errors import BackendError
+    from nnship.core.errors import BackendError
 
     backend, sep, precision = str(text).strip().partition("/")
     if not sep or not backend or not precision:

@@ -13,7 +13,7 @@ from typing import Any
 import nnship
 from nnship.bundle.manifest import ArtifactEntry, RuntimeRequirement, Validation
 from nnship.bundle.source import BuildFolder, BuiltArtifact
-from nnship.fileio import sha256_file
+from nnship.core.fileio import sha256_file
 
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
@@ -78,7 +78,7 @@ def validation(report: Any, built: BuiltArtifact) -> Validation | None:
 def build_kit(built: BuiltArtifact, folder: Path, root: Path) -> dict[str, Any] | None:
     if built.backend != "tensorrt":
         return None
-    from nnship.backends.buildkit import SCRIPT_FILE, SPEC_FILE, TRTEXEC_FILE
+    from nnship.backends.tensorrt.buildkit import SCRIPT_FILE, SPEC_FILE, TRTEXEC_FILE
 
     rel = folder.relative_to(root).as_posix()
     spec = built.metadata.get("build_spec", {})

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 
 SCHEMA_VERSION = 1
 """The manifest schema this nnship writes and the newest it reads."""

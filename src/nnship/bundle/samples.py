@@ -20,7 +20,7 @@ import numpy as np
 from nnship.bundle.source import BuiltArtifact
 from nnship.bundle.tolerance import derive_tolerance
 from nnship.core import TensorSpec
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nnship.bundle.manifest import BundleError
-from nnship.fileio import sha256_file
+from nnship.core.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class BuildFolder:
 
 def read_build_folder(build_dir: Path | str) -> BuildFolder:
     """The finished artifacts of `build_dir`; `BundleError` naming what is missing otherwise."""
-    from nnship.errors import ReportError
+    from nnship.core.errors import ReportError
     from nnship.validate.report import Report
 
     root = Path(build_dir).expanduser().absolute()

@@ -41,7 +41,7 @@ MIN_COSINE_SLACK = 1e-6
 
 def per_sample_cosine(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Cosine of each sample (axis 0) of two arrays; two zero vectors: 1, one zero vector: 0
-    (the rule of `nnship.validate.metrics.cosine`)."""
+    (the rule of `nnship.metrics.drift.cosine`)."""
     a = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1) if np.ndim(ref) else None
     b = np.asarray(out, dtype=np.float64).reshape(len(out), -1) if np.ndim(out) else None
     if a is None or b is None:

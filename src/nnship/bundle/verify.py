@@ -29,7 +29,7 @@ from nnship.bundle.manifest import (
     load_manifest,
 )
 from nnship.bundle.tolerance import OutputCheck
-from nnship.fileio import sha256_file
+from nnship.core.fileio import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from nnship.bundle.reproducible import (
     write_tar_gz,
 )
 from nnship.bundle.source import BuildFolder, BuiltArtifact, read_build_folder
-from nnship.errors import OutputPathError
-from nnship.fileio import atomic_path, sha256_file
+from nnship.core.errors import OutputPathError
+from nnship.core.fileio import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _choose(build: BuildFolder, wanted: list[str] | None) -> list[BuiltArtifact]
 def _recipe(build: BuildFolder) -> Any:
     """The build's recipe as a `Recipe` (None when it no longer validates, e.g. a section's
     package is missing here): data paths for the samples, `[bundle]` defaults."""
-    from nnship.errors import NnshipError
+    from nnship.core.errors import NnshipError
     from nnship.recipe.schema import recipe_from_data
 
     if not build.recipe:
@@ -331,7 +331,7 @@ def write_manifest(root: Path, manifest: Manifest, epoch: int | None) -> None:
 def _specs(
     build: BuildFolder, chosen: list[BuiltArtifact]
 ) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    from nnship.onnx_utils import load_onnx, onnx_input_specs, onnx_output_specs
+    from nnship.onnx.graph import load_onnx, onnx_input_specs, onnx_output_specs
 
     onnx_path = build.float_onnx or next(
         (a.entry for a in chosen if a.entry.suffix == ".onnx"), None

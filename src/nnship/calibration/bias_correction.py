@@ -39,9 +39,9 @@ from onnx import helper
 from nnship.calibration.bias_storage import GraphIndex, LayerBias, apply_shift, prepare_biases
 from nnship.calibration.channel_means import BatchStream, channel_means
 from nnship.core import DataSource
-from nnship.errors import CalibrationError
-from nnship.onnx_utils import is_quantized, load_onnx, onnx_input_specs
-from nnship.progress import track
+from nnship.core.errors import CalibrationError
+from nnship.core.progress import track
+from nnship.onnx.graph import is_quantized, load_onnx, onnx_input_specs
 
 log = logging.getLogger(__name__)
 

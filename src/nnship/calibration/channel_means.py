@@ -17,8 +17,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from nnship.core import Batch, DataSource, check_batch
-from nnship.errors import CalibrationError
-from nnship.onnx_utils import onnx_input_specs
+from nnship.core.errors import CalibrationError
+from nnship.onnx.graph import onnx_input_specs
 
 THREADS = 2
 """ONNX Runtime intra-op threads: fixed, so that sums do not depend on the machine's cores."""

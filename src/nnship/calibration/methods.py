@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 
 if TYPE_CHECKING:
     from nnship.calibration.table import TensorStatistics

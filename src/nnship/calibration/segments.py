@@ -20,7 +20,7 @@ import onnx
 from onnx import helper
 
 from nnship.core import Batch
-from nnship.onnx_utils import save_onnx
+from nnship.onnx.graph import save_onnx
 
 log = logging.getLogger(__name__)
 

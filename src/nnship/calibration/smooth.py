@@ -31,7 +31,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nnship.calibration.table import CalibrationTable
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 

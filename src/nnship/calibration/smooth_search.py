@@ -35,7 +35,7 @@ from nnship.calibration.smooth import (
 )
 from nnship.calibration.table import CalibrationTable
 from nnship.core import DataSource
-from nnship.errors import CalibrationError
+from nnship.core.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def capture_rows(
     """Rows (flattened over every axis but the last) of `tensors` over the first
     `max_samples` samples of `data`, at most `max_rows` per tensor, evenly spaced so the
     choice is deterministic."""
-    from nnship.onnx_utils import add_outputs
+    from nnship.onnx.graph import add_outputs
     from nnship.quantize.evaluate import iter_checked, make_session
 
     names = list(tensors)

@@ -27,16 +27,16 @@ from nnship.calibration.histogram import AdaptiveHistogram
 from nnship.calibration.segments import SegmentRunner, build_segments
 from nnship.calibration.table import CalibrationTable, TensorStatistics
 from nnship.core import Batch, DataSource, TensorSpec, check_batch
-from nnship.errors import CalibrationError, DataError
-from nnship.fileio import sha256_file
-from nnship.onnx_utils import (
+from nnship.core.errors import CalibrationError, DataError
+from nnship.core.fileio import sha256_file
+from nnship.core.progress import track
+from nnship.onnx.graph import (
     graph_inputs,
     is_quantized,
     load_onnx,
     onnx_input_specs,
     tensor_types,
 )
-from nnship.progress import track
 
 log = logging.getLogger(__name__)
 

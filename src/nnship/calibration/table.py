@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from nnship.calibration.methods import TensorRange, check_method, compute_range
-from nnship.errors import CalibrationError
-from nnship.fileio import write_json_atomic, write_text_atomic
+from nnship.core.errors import CalibrationError
+from nnship.core.fileio import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from nnship.cli.cmd_validate import add_latency_args, latency_overrides
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

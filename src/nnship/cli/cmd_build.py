@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 def finish(result: Any, args: argparse.Namespace) -> int:
     """Print the report and where things are, write `--json`, return the exit code."""
-    from nnship.fileio import write_text_atomic
+    from nnship.core.fileio import write_text_atomic
     from nnship.validate import print_report
 
     print_report(result.report)

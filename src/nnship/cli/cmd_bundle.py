@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 
 _EPILOG = """\
 examples:
@@ -90,6 +90,6 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 def _write_json(args: argparse.Namespace, data: dict) -> None:
     if getattr(args, "json_out", None):
-        from nnship.fileio import write_text_atomic
+        from nnship.core.fileio import write_text_atomic
 
         write_text_atomic(args.json_out, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnship import api
     from nnship.calibration import CalibrationConfig
-    from nnship.errors import CalibrationError
+    from nnship.core.errors import CalibrationError
 
     try:
         config = CalibrationConfig(

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         f"{len(result.warnings)} warning(s)"
     )
     if args.json:
-        from nnship.fileio import write_json_atomic
+        from nnship.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, result.to_dict())
     return 0 if result.passed else 1

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.fileio import write_json_atomic, write_text_atomic
+    from nnship.core.fileio import write_json_atomic, write_text_atomic
     from nnship.validate.compare import CompareThresholds, Threshold
 
     thresholds = CompareThresholds(

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from nnship.errors import BackendError
+from nnship.core.errors import BackendError
 
 _EPILOG = """\
 examples:
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     )
     _print_artifact(artifact)
     if args.json:
-        from nnship.fileio import write_json_atomic
+        from nnship.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, artifact.to_dict())
     return 0

@@ -90,7 +90,7 @@ def make_distill_config(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
     from nnship.compress.config import DistillConfig
-    from nnship.errors import CompressionError
+    from nnship.core.errors import CompressionError
 
     try:
         return DistillConfig(
@@ -119,7 +119,7 @@ def make_distill_config(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from nnship import api
     from nnship.cli.cmd_prune import factory_kwargs
-    from nnship.fileio import write_json_atomic
+    from nnship.core.fileio import write_json_atomic
 
     result = api.distill(
         args.teacher,

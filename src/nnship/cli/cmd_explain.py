@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.fileio import write_text_atomic
+    from nnship.core.fileio import write_text_atomic
 
     result = api.explain(
         args.float_model,

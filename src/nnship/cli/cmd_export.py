@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
 
 _EPILOG = """\
 examples:
@@ -144,7 +144,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.fileio import write_json_atomic
+    from nnship.core.fileio import write_json_atomic
 
     result = api.export(
         args.model,

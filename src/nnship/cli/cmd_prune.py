@@ -91,7 +91,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _layer_ratios(items: list[str]) -> dict[str, float]:
-    from nnship.errors import CompressionError
+    from nnship.core.errors import CompressionError
 
     out: dict[str, float] = {}
     for item in items:
@@ -113,7 +113,7 @@ def make_prune_config(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
     from nnship.compress.config import PruneConfig
-    from nnship.errors import CompressionError
+    from nnship.core.errors import CompressionError
 
     protect = [] if args.no_protect else args.protect
     try:
@@ -137,7 +137,7 @@ def make_prune_config(args: argparse.Namespace) -> Any:
 
 def factory_kwargs(items: list[str]) -> dict[str, Any]:
     from nnship.cli.cmd_export import parse_value
-    from nnship.errors import ModelSourceError
+    from nnship.core.errors import ModelSourceError
 
     kwargs: dict[str, Any] = {}
     for item in items:
@@ -150,7 +150,7 @@ def factory_kwargs(items: list[str]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.fileio import write_json_atomic
+    from nnship.core.fileio import write_json_atomic
 
     result = api.prune(
         args.model,

@@ -107,7 +107,7 @@ def _stored_method(table: object) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.fileio import write_json_atomic
+    from nnship.core.fileio import write_json_atomic
     from nnship.quantize import make_config
 
     table = None

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if result.output_path:
         print(f"wrote {result.output_path}")
     if args.json:
-        from nnship.fileio import write_json_atomic
+        from nnship.core.fileio import write_json_atomic
 
         write_json_atomic(args.json, result.to_dict())
     return 0

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from nnship.cli.cmd_build import GATE_FLAGS
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 
 SUB_VERBS = ("show", "promote")
 
@@ -190,6 +190,6 @@ def _run_promote(args: argparse.Namespace) -> int:
 
 def _write_json(args: argparse.Namespace, result: Any) -> None:
     if getattr(args, "json_out", None):
-        from nnship.fileio import write_text_atomic
+        from nnship.core.fileio import write_text_atomic
 
         write_text_atomic(args.json_out, json.dumps(result.to_dict(), indent=2) + "\n")

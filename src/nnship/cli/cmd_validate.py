@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 GATE_FLAGS = (
     ("--max-top1-drop", "max_top1_drop", "percentage points of accuracy lost vs the baseline "

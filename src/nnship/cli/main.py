@@ -18,7 +18,7 @@ import pkgutil
 import sys
 
 import nnship
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 from nnship.runtime.errors import BundleError as RuntimeBundleError
 
 log = logging.getLogger("nnship")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from nnship.progress import configure_logging
+    from nnship.core.progress import configure_logging
 
     # `pkg.module:factory` sources resolve against the working directory, as with `python -m`
     # (console scripts do not put it on sys.path). Appended, so it never shadows installed

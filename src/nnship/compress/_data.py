@@ -9,7 +9,7 @@ from torch import nn
 from nnship.backends.torch_runner import flatten_outputs  # noqa: F401  (one naming rule, shared with export)
 from nnship.compress.trace import forward_parameters
 from nnship.core import DataSource
-from nnship.errors import CompressionError, DataError
+from nnship.core.errors import CompressionError, DataError
 from nnship.sources.binding import pass_by_keyword
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnship.errors import CompressionError
+from nnship.core.errors import CompressionError
 from nnship.sources.binding import call_module
 
 

@@ -30,9 +30,9 @@ from nnship.compress.augment import augment_batch, augmentable
 from nnship.compress.config import DistillConfig
 from nnship.compress.recalibrate import batchnorm_layers, recalibrate_on_tensors
 from nnship.core import DataSource
-from nnship.errors import CompressionError
-from nnship.fileio import atomic_path
-from nnship.progress import status_progress
+from nnship.core.errors import CompressionError
+from nnship.core.fileio import atomic_path
+from nnship.core.progress import status_progress
 from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from torch import nn
 
 from nnship.compress._data import flatten_outputs, load_arrays
 from nnship.core import DataSource
-from nnship.errors import CompressionError
+from nnship.core.errors import CompressionError
 from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from nnship.compress.unstructured import (
     two_four_prune,
 )
 from nnship.core import DataSource
-from nnship.errors import CompressionError
+from nnship.core.errors import CompressionError
 from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)

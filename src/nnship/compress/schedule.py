@@ -16,7 +16,7 @@ from nnship.compress.distill import DistillResult, distill
 from nnship.compress.prune import PruneResult, prune
 from nnship.compress.trace import ExampleInputs
 from nnship.core import DataSource
-from nnship.errors import CompressionError
+from nnship.core.errors import CompressionError
 
 log = logging.getLogger(__name__)
 

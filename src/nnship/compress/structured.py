@@ -31,7 +31,7 @@ import torch_pruning as tp
 from torch import nn
 
 from nnship.compress._data import flatten_outputs
-from nnship.errors import CompressionError
+from nnship.core.errors import CompressionError
 from nnship.sources.binding import call_module, pass_by_keyword
 
 log = logging.getLogger(__name__)

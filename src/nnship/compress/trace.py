@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnship.errors import CompressionError
+from nnship.core.errors import CompressionError
 
 ExampleInputs = Mapping[str, Any] | Sequence[Any] | torch.Tensor | np.ndarray
 

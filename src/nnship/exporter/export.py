@@ -25,13 +25,13 @@ from torch import nn
 
 from nnship.backends.torch_runner import TorchRunner, eval_mode
 from nnship.core import Batch, TensorSpec, example_batch
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
+from nnship.core.fileio import ensure_writable_dir, file_size_bytes
 from nnship.exporter.config import ExportConfig
 from nnship.exporter.graph import check_and_infer, emitted_opset, rename_batch_dims, simplify
 from nnship.exporter.torch_export import model_label, run_torch_exporter
 from nnship.exporter.verify import VerificationResult, verification_samples, verify_onnx
-from nnship.fileio import ensure_writable_dir, file_size_bytes
-from nnship.onnx_utils import _EXTERNAL_DATA_THRESHOLD, onnx_input_specs, save_onnx
+from nnship.onnx.graph import _EXTERNAL_DATA_THRESHOLD, onnx_input_specs, save_onnx
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnx
 
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
 from nnship.sources.binding import pass_by_keyword
 
 log = logging.getLogger(__name__)

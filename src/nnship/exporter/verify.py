@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from nnship.core import Batch, Runner
-from nnship.errors import ExportError
+from nnship.core.errors import ExportError
 from nnship.exporter.config import DEFAULT_ATOL, DEFAULT_RTOL
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def verify_onnx(
     and the tolerance on the first mismatch.
     """
     from nnship.backends.onnxruntime import OnnxRuntimeRunner
-    from nnship.errors import BackendError
+    from nnship.core.errors import BackendError
 
     if not samples:
         raise ExportError("verify_onnx needs at least one sample batch")

@@ -47,7 +47,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from nnship.core import Batch, DataSource
-from nnship.progress import track
+from nnship.core.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _layer(  # noqa: PLR0911
 def _probe(model: onnx.ModelProto, tensors: list[str]):  # noqa: ANN202
     """An ONNX Runtime session over the part of `model` that computes `tensors` (its only
     outputs)."""
-    from nnship.onnx_utils import add_outputs
+    from nnship.onnx.graph import add_outputs
     from nnship.quantize.evaluate import make_session
 
     probe = add_outputs(model, tensors)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nnship.calibration.config import StatisticsConfig
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 
 Precision = Literal["int8", "fp16", "dynamic-int8", "bf16"]
 ProfileName = Literal["onnxruntime", "openvino", "tensorrt"]

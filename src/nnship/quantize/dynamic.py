@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize.config import ExcludeConfig
 from nnship.quantize.placement import GraphInfo
 from nnship.quantize.qdq import quiet_ort_quantization

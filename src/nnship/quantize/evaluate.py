@@ -2,8 +2,8 @@
 
 Used by the fallback and by the "does this transform measurably help?" decisions: top-1
 agreement for 2-D logits, per-sample cosine otherwise, accuracy when labels are present.
-Sessions are `OnnxRuntimeRunner`s, cosine and SQNR are `nnship.validate.metrics`' and latency
-is `nnship.validate.latency`'s, so the quantizer scores a model exactly as the validator does
+Sessions are `OnnxRuntimeRunner`s, cosine and SQNR are `nnship.metrics.drift`' and latency
+is `nnship.metrics.latency`'s, so the quantizer scores a model exactly as the validator does
 (an all-zero output has cosine 0 against a non-zero reference, not 1).
 """
 
@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 
 from nnship.core import Batch, DataSource, check_batch
-from nnship.errors import BackendError, QuantizationError
-from nnship.onnx_utils import onnx_input_specs
-from nnship.validate.metrics import per_sample_cosine, sqnr_db
+from nnship.core.errors import BackendError, QuantizationError
+from nnship.metrics.drift import per_sample_cosine, sqnr_db
+from nnship.onnx.graph import onnx_input_specs
 
 
 def _runner(model: onnx.ModelProto | Path | str, *, threads: int = 2) -> Any:
@@ -165,10 +165,10 @@ def median_latency_ms(
     model: onnx.ModelProto | Path | str, batch: Batch, *, runs: int = 30, threads: int = 2
 ) -> float:
     """Median ONNX Runtime CPU latency (milliseconds) of one call on `batch`, after 5 warm-ups
-    (`nnship.validate.latency.measure_latency`). Rough on a shared machine: use `bench/` for
+    (`nnship.metrics.latency.measure_latency`). Rough on a shared machine: use `bench/` for
     figures worth quoting."""
-    from nnship.validate.config import LatencyConfig
-    from nnship.validate.latency import measure_latency
+    from nnship.metrics.config import LatencyConfig
+    from nnship.metrics.latency import measure_latency
 
     config = LatencyConfig(
         min_warmup_runs=5, max_warmup_runs=5, runs=runs, min_runs=min(runs, 10), threads=threads

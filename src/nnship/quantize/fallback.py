@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 
 from nnship.core import Batch, DataSource
-from nnship.errors import QuantizationError
-from nnship.onnx_utils import add_outputs
+from nnship.core.errors import QuantizationError
+from nnship.onnx.graph import add_outputs
 from nnship.quantize.evaluate import (
     Outputs,
     budget_misses,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import onnx
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize.config import ExcludeConfig
 from nnship.quantize.result import FloatNode
 

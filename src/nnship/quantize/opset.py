@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 
 from nnship.core import DataSource
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ from typing import Any
 import onnx
 
 from nnship.core import Batch, DataSource
-from nnship.errors import QuantizationError
-from nnship.onnx_utils import is_quantized, load_onnx, save_onnx
+from nnship.core.errors import QuantizationError
+from nnship.onnx.graph import is_quantized, load_onnx, save_onnx
+from nnship.onnx.subnormals import flush_subnormals, verify_flush
 from nnship.quantize import transforms
 from nnship.quantize.config import FALLBACK_METHOD, QuantizeConfig
 from nnship.quantize.dynamic import quantize_dynamic_int8
@@ -35,7 +36,6 @@ from nnship.quantize.tables import (
     method_effect,
     table_ranges,
 )
-from nnship.subnormals import flush_subnormals, verify_flush
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,9 @@ def preprocess(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def module_names(original: onnx.ModelProto, optimized: onnx.ModelProto) -> dict[str, str]:
     """Node name in `optimized` -> torch module path, from `original` (node metadata, scoped
-    names or parameter names; see `nnship.validate.layer_match.torch_module_names`), matched
+    names or parameter names; see `nnship.metrics.layer_match.torch_module_names`), matched
     by node name or, for nodes the optimizer renamed, by output tensor name."""
-    from nnship.validate.layer_match import torch_module_names
+    from nnship.metrics.layer_match import torch_module_names
 
     by_name = torch_module_names(original)
     by_output = {

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
-from nnship.errors import CalibrationError
-from nnship.onnx_utils import tensor_types
+from nnship.core.errors import CalibrationError
+from nnship.onnx.graph import tensor_types
 from nnship.quantize.config import ExcludeConfig
 from nnship.quantize.profiles import STRUCTURAL_OPS, WEIGHTED_OPS, QuantProfile
 from nnship.quantize.result import FloatNode

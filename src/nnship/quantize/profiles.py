@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 ELTWISE_OPS = frozenset({"Add", "Mul"})

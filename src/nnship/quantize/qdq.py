@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import onnx
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize.placement import Placement
 from nnship.quantize.profiles import QuantProfile
 from nnship.quantize.result import FloatNode

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import onnx
 
 from nnship.core import DataSource
-from nnship.errors import CalibrationError, NnshipError, QuantizationError
+from nnship.core.errors import CalibrationError, NnshipError, QuantizationError
 from nnship.quantize.config import CalibrationSettings
 from nnship.quantize.placement import GraphInfo
 from nnship.quantize.profiles import QuantProfile

@@ -13,7 +13,7 @@ from typing import Any
 import onnx
 from onnx import helper
 
-from nnship.errors import QuantizationError
+from nnship.core.errors import QuantizationError
 from nnship.quantize.placement import GraphInfo
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 
 if TYPE_CHECKING:
     from nnship.recipe.schema import Recipe

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nnship.core import TensorSpec
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 from nnship.recipe.format import dumps_toml, format_validation_error
 from nnship.recipe.paths import cache_dir, resolve_paths
 from nnship.recipe.sections import (

@@ -101,7 +101,7 @@ class SmokeTestResult:
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-sample cosine over all but axis 0 (two zero vectors: 1, one zero vector: 0), the
-    rule of nnship.validate.metrics."""
+    rule of nnship.metrics.drift."""
     a = a.reshape(a.shape[0], -1).astype(np.float64) if a.ndim else a.reshape(1, 1)
     b = b.reshape(b.shape[0], -1).astype(np.float64) if b.ndim else b.reshape(1, 1)
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 
 # `a.b.c:attr` or `some/dir/file.py:attr.sub`; the attribute part is a dotted identifier.
 _SPEC = re.compile(r"^(?P<target>[^:]+(?:\.py)?):(?P<attr>[A-Za-z_][\w.]*)$")

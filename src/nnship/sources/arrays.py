@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nnship.core import DataSource, LabeledBatch, check_finite
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 
 class ArrayData(DataSource):

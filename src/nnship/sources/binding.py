@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 log = logging.getLogger(__name__)
 _LOGGED: set[tuple[str, tuple[str, ...]]] = set()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nnship.core import Batch, TensorSpec, check_batch, check_input_names
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 
 def relax_batch_axis(spec: TensorSpec) -> TensorSpec:

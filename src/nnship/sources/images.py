@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nnship.core import DataSource, LabeledBatch
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

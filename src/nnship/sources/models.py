@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from nnship.core import Batch, TensorSpec, example_batch
-from nnship.errors import ModelSourceError
-from nnship.fileio import sha256_file
+from nnship.core.errors import ModelSourceError
+from nnship.core.fileio import sha256_file
 from nnship.sources._importing import looks_like_object_spec, resolve_object
 from nnship.sources.pt2 import ExportedModule, load_pt2, save_pt2
 
@@ -266,7 +266,7 @@ def _check_declared(path: Path, declared: list[TensorSpec], found: list[TensorSp
 
 
 def _from_onnx(path: Path, declared: list[TensorSpec]) -> LoadedModel:
-    from nnship.onnx_utils import load_onnx, onnx_input_specs
+    from nnship.onnx.graph import load_onnx, onnx_input_specs
 
     specs = onnx_input_specs(load_onnx(path, load_weights=False))
     _check_declared(path, declared, specs)

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from nnship.core import Batch, TensorSpec, example_batch
-from nnship.errors import ExportError, ModelSourceError
-from nnship.fileio import atomic_path
+from nnship.core.errors import ExportError, ModelSourceError
+from nnship.core.fileio import atomic_path
 
 log = logging.getLogger(__name__)
 

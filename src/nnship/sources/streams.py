@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from nnship.core import Batch, DataSource, LabeledBatch, TensorSpec, check_finite
-from nnship.errors import DataError
+from nnship.core.errors import DataError
 from nnship.sources.conform import check_header, check_names, conform_batch
 
 Chunk = tuple[Batch, "np.ndarray | None", str]

@@ -44,7 +44,7 @@ class TuneProgress:
     """`start(total, done, records)`, `trial_done(record, records)`, `stop()`."""
 
     def __init__(self, *, quiet: bool = False) -> None:
-        from nnship import progress as nnship_progress
+        from nnship.core import progress as nnship_progress
 
         self._console = nnship_progress.console
         self._quiet = quiet or nnship_progress._quiet

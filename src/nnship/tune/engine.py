@@ -1,6 +1,6 @@
 """The tune loop: ask Optuna for a point, build it, tell Optuna what it measured.
 
-Ask-and-tell keeps the loop here: each trial is one `nnship.build.build` of the recipe with
+Ask-and-tell keeps the loop here: each trial is one `nnship.pipeline.build` of the recipe with
 the sampled parameters applied, into `<tune>/trials/<number>/`, sharing one stage cache
 (`<tune>/cache/` or `--cache`), so trials that agree on a prefix of settings (same pruning,
 same float model, same calibration statistics) compute it once. The float baseline's
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnship.build.cache import stable_hash
-from nnship.errors import NnshipError, RecipeError
-from nnship.fileio import ensure_writable_dir, write_json_atomic
+from nnship.core.errors import NnshipError, RecipeError
+from nnship.core.fileio import ensure_writable_dir, write_json_atomic
+from nnship.stages.cache import stable_hash
 from nnship.tune.fingerprint import machine_fingerprint
 from nnship.tune.pareto import compute_pareto, retime_fronts, write_pareto
 from nnship.tune.records import (
@@ -432,7 +432,7 @@ def _run_one(
     """Build the asked `trial`, append it to trials.jsonl, tell."""
     from optuna.trial import TrialState
 
-    from nnship.build import build
+    from nnship.pipeline import build
 
     # Latency timing collects garbage before each timed loop; objects alive now (torch,
     # Optuna, SQLAlchemy: hundreds of thousands) never die, so move them out of the

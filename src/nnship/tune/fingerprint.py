@@ -2,7 +2,7 @@
 
 Latency is only comparable between trials of one fingerprint: the Pareto fronts are grouped by
 it and `nnship tune show` says when a folder holds several. Built from the same facts as a
-report's environment (`nnship.validate.environment`).
+report's environment (`nnship.core.environment`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ __all__ = ["machine_fingerprint"]
 
 def machine_fingerprint() -> Fingerprint:
     """This process's fingerprint; `id` is a short hash of the rest."""
-    from nnship.validate.environment import _versions, cpu_model_and_flags
+    from nnship.core.environment import _versions, cpu_model_and_flags
 
     cpu, flags = cpu_model_and_flags()
     try:

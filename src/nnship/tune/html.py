@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from nnship.fileio import write_text_atomic
+from nnship.core.fileio import write_text_atomic
 from nnship.tune.records import (
     ArtifactMetrics,
     FrontPoint,

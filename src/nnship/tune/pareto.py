@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nnship.fileio import write_json_atomic, write_text_atomic
+from nnship.core.fileio import write_json_atomic, write_text_atomic
 from nnship.tune.records import (
     PARETO_NAME,
     ArtifactMetrics,
@@ -175,7 +175,7 @@ def retime_fronts(
     one interleaved pass, and rank each group's front on the new numbers (points that become
     dominated drop off). Returns a new `ParetoFile` with `retimed_latency_ms` set."""
     from nnship.backends.compile import open_artifact
-    from nnship.validate.latency import latency_batch, latency_stats, measure_latency
+    from nnship.metrics.latency import latency_batch, latency_stats, measure_latency
 
     pareto = pareto.model_copy(deep=True)
     mine = [g for g in pareto.groups if g.fingerprint == fingerprint_id]

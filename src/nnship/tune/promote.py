@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnship.errors import RecipeError
-from nnship.fileio import write_text_atomic
+from nnship.core.errors import RecipeError
+from nnship.core.fileio import write_text_atomic
 from nnship.recipe import dumps_toml, recipe_from_data
 from nnship.tune.records import read_trials
 from nnship.tune.result import PromotedRecipe

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 
 __all__ = [
     "PARETO_NAME",

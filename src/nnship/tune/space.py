@@ -331,7 +331,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _parameter(key: str, spec: Any, conditions: dict[str, Condition]) -> Parameter:
-    from nnship.errors import RecipeError
+    from nnship.core.errors import RecipeError
 
     where = f"[tune.space] '{key}'"
     when: Condition | None = None
@@ -359,7 +359,7 @@ def _parameter(key: str, spec: Any, conditions: dict[str, Condition]) -> Paramet
 
 
 def _parse(text: str | None, where: str) -> Condition | None:
-    from nnship.errors import RecipeError
+    from nnship.core.errors import RecipeError
 
     if text is None:
         return None
@@ -377,7 +377,7 @@ def validate_space(recipe: Any) -> TuneSpace:
     type or out of the key's bounds is a `RecipeError` naming the key, before any trial.
     Constraints on accuracy need labels: checked by the engine when it opens the data.
     """
-    from nnship.errors import RecipeError
+    from nnship.core.errors import RecipeError
     from nnship.recipe import apply_overrides
 
     name = str(recipe.path) if getattr(recipe, "path", None) else "recipe"

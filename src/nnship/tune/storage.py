@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from nnship.errors import NnshipError
+from nnship.core.errors import NnshipError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import os
 import socket
 from typing import Any
 
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 from nnship.tune.space import TuneSpace
 
 log = logging.getLogger(__name__)

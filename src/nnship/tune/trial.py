@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from nnship.errors import RecipeError
+from nnship.core.errors import RecipeError
 from nnship.tune.records import ArtifactMetrics, Fingerprint, TrialRecord
 from nnship.tune.space import TuneSpace, _to_optuna, from_optuna
 

@@ -12,13 +12,13 @@ Public surface:
   `compare_report_files`, `open_runner`
 """
 
+from nnship.core.environment import Environment, capture_environment
+from nnship.metrics.latency import latency_batch, measure_latency, timed_load, track_memory
 from nnship.validate.bench import BenchResult, bench
 from nnship.validate.commands import compare_report_files, open_runner, validate_models
 from nnship.validate.compare import CompareThresholds, Comparison, Threshold, compare_reports
 from nnship.validate.config import Gates, LatencyConfig, ValidateConfig
-from nnship.validate.environment import Environment, capture_environment
 from nnship.validate.gates import check_gates
-from nnship.validate.latency import latency_batch, measure_latency, timed_load, track_memory
 from nnship.validate.outputs import OutputRecorder, SavedOutputs, SavedOutputsRunner, save_outputs
 from nnship.validate.render.terminal import print_latency, print_report
 from nnship.validate.report import (

@@ -9,12 +9,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from nnship.core import TensorSpec, example_batch
-from nnship.fileio import write_json_atomic
+from nnship.core.environment import Environment, capture_environment
+from nnship.core.fileio import write_json_atomic
+from nnship.metrics.latency import latency_batch, measure_latency, track_memory
+from nnship.metrics.results import LatencyStats, MemoryStats
 from nnship.validate.commands import open_runner
 from nnship.validate.config import LatencyConfig
-from nnship.validate.environment import Environment, capture_environment
-from nnship.validate.latency import latency_batch, measure_latency, track_memory
-from nnship.validate.report import LatencyStats, MemoryStats
 from nnship.validate.validate import artifact_size_bytes
 
 

@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from nnship.backends import BACKEND_ALIASES
 from nnship.backends.compile import guess_backend
 from nnship.core import Artifact, DataSource, Runner, TensorSpec
-from nnship.errors import BackendError, DataError, RecipeError
+from nnship.core.errors import BackendError, DataError, RecipeError
+from nnship.metrics.latency import timed_load
 from nnship.validate.compare import CompareThresholds, Comparison, compare_reports
 from nnship.validate.config import ValidateConfig
-from nnship.validate.latency import timed_load
 from nnship.validate.outputs import SavedOutputsRunner
 from nnship.validate.report import MemoryStats, Report, summarize_errors
 from nnship.validate.validate import validate
@@ -84,7 +84,7 @@ def _coerce(value: str) -> Any:
 
 
 def _onnx_precision(path: Path) -> str:
-    from nnship.onnx_utils import load_onnx, onnx_precision
+    from nnship.onnx.graph import load_onnx, onnx_precision
 
     return onnx_precision(load_onnx(path, load_weights=False))
 

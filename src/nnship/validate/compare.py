@@ -18,8 +18,8 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nnship.errors import ReportError
-from nnship.validate.environment import hardware_differences
+from nnship.core.environment import hardware_differences
+from nnship.core.errors import ReportError
 from nnship.validate.report import Report, Row
 
 

@@ -8,7 +8,7 @@ Format (version 1), two files side by side:
 - `NAME.json`, the manifest: `format` ("nnship-outputs"), `format_version`, `label`, `runner`,
   `created`, `nnship_version`, `data_fingerprint` (the DataSource fingerprint), `num_samples`,
   `inputs` / `outputs` ([{name, shape, dtype}], outputs also carry their npz `key`),
-  `npz_sha256`, `environment` (see `nnship.validate.environment`) and an open `extra` dict.
+  `npz_sha256`, `environment` (see `nnship.core.environment`) and an open `extra` dict.
 
 `SavedOutputsRunner` replays the outputs as a Runner: each input sample is looked up by its hash,
 so replays work at any batch size and on any subset or reordering of the captured samples.
@@ -27,9 +27,9 @@ import numpy as np
 
 import nnship
 from nnship.core import Batch, Runner, TensorSpec
-from nnship.errors import DataError, ReportError
-from nnship.fileio import atomic_path, sha256_file, write_json_atomic
-from nnship.validate.environment import capture_environment
+from nnship.core.environment import capture_environment
+from nnship.core.errors import DataError, ReportError
+from nnship.core.fileio import atomic_path, sha256_file, write_json_atomic
 
 FORMAT = "nnship-outputs"
 FORMAT_VERSION = 1

@@ -17,19 +17,19 @@ from typing import Any
 import numpy as np
 
 from nnship.core import Artifact, DataSource, LabeledBatch, Runner
-from nnship.errors import DataError
-from nnship.fileio import file_size_bytes, sha256_file
-from nnship.progress import track
-from nnship.validate.config import Gates, LatencyConfig, ValidateConfig
-from nnship.validate.environment import capture_environment
-from nnship.validate.gates import check_gates
-from nnship.validate.latency import latency_batch, measure_latency, track_memory
-from nnship.validate.metrics import (
+from nnship.core.environment import capture_environment
+from nnship.core.errors import DataError
+from nnship.core.fileio import file_size_bytes, sha256_file
+from nnship.core.progress import track
+from nnship.metrics.drift import (
     ClassificationAccumulator,
     DriftAccumulator,
     is_classification_output,
     match_outputs,
 )
+from nnship.metrics.latency import latency_batch, measure_latency, track_memory
+from nnship.validate.config import Gates, LatencyConfig, ValidateConfig
+from nnship.validate.gates import check_gates
 from nnship.validate.outputs import OutputRecorder, SavedOutputsRunner
 from nnship.validate.report import (
     DataInfo,
@@ -166,7 +166,7 @@ def validate(
     200 timed runs, no gates); `gates` / `latency` override its sections. `artifacts` (by
     candidate label) add backend, precision, device, path, size and hash to the rows.
     `cold_start` (by label, "baseline" included) holds (load milliseconds, load memory) measured
-    by the caller with `nnship.validate.latency.timed_load`. With `save_outputs_dir`, every
+    by the caller with `nnship.metrics.latency.timed_load`. With `save_outputs_dir`, every
     runner's outputs are saved there as `<label>.npz` + `<label>.json` (see `outputs.py`).
     Runners replaying saved outputs get no latency. Does not raise on a failed gate: read
     `report.passed`.

@@ -13,7 +13,7 @@ from collections import defaultdict
 from html import escape
 from pathlib import Path
 
-from nnship.fileio import write_text_atomic
+from nnship.core.fileio import write_text_atomic
 from nnship.validate.render.cells import (
     COLUMNS,
     DRIFT_COLUMNS,
@@ -270,7 +270,7 @@ def _layers(report: Report) -> str:
         by_artifact[layer.artifact].append(layer)
     parts = ['<section id="layers"><h2>Per-layer drift</h2>']
     for artifact, layers in by_artifact.items():
-        from nnship.validate.explain import outlier_layers
+        from nnship.validate.explain.layers import outlier_layers
 
         worst = outlier_layers(layers)
         shown = layers[:MAX_LAYERS_PLOTTED]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nnship.fileio import write_text_atomic
+from nnship.core.fileio import write_text_atomic
 from nnship.validate.render.cells import (
     COLUMNS,
     DRIFT_COLUMNS,

@@ -1,1 +1,0 @@
-"""The stages of `nnship build`, one module each."""
