@@ -52,6 +52,7 @@ def main() -> None:
 
     import torch
 
+    from nnship.backends.onnxruntime.outputs import run_model
     from nnship.calibration import correct_bias
     from nnship.core import TensorSpec
     from nnship.datasets import digits_images
@@ -60,7 +61,6 @@ def main() -> None:
     from nnship.models.train import accuracy, train_classifier
     from nnship.onnx.graph import load_onnx
     from nnship.quantize import make_config, quantize
-    from nnship.quantize.evaluate import run_model
     from nnship.sources import ArrayData
 
     train, test = digits_images(size=32, channels=3, seed=args.seed)

@@ -180,7 +180,7 @@ def ort_variants(case: Case, workdir: Path) -> dict[str, tuple[Path | None, str]
 
 # -- measurement ----------------------------------------------------------------------------
 def _session(path: Path):  # noqa: ANN202
-    from nnship.quantize.evaluate import make_session
+    from nnship.backends.onnxruntime.outputs import make_session
 
     return make_session(path, threads=2)
 

@@ -22,9 +22,9 @@ from transformer_int8 import cosine, prepare, stage  # noqa: E402
 
 
 def main() -> int:
+    from nnship.backends.onnxruntime.outputs import make_session
     from nnship.calibration.smooth import smoothing_groups
     from nnship.onnx.graph import add_outputs
-    from nnship.quantize.evaluate import make_session
     from nnship.quantize.pipeline import preprocess
     from nnship.quantize.placement import ensure_node_names, plan_placement
     from nnship.quantize.profiles import get_profile

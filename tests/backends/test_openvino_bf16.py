@@ -21,6 +21,7 @@ from nnship.backends.openvino import runner as openvino_runner  # noqa: E402
 from nnship.core.errors import BackendError, QuantizationError  # noqa: E402
 from nnship.quantize import make_config, quantize  # noqa: E402
 from nnship.sources import ArrayData  # noqa: E402
+from nnship.validate.render.markdown import report_markdown
 
 RNG = np.random.default_rng(0)
 HAS_BF16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -156,6 +157,6 @@ def test_every_report_records_the_cpu_capabilities(cnn):
     line = env.capabilities()
     for flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"):
         assert flag in line
-    assert f"CPU capabilities: {line}" in report.to_markdown()
+    assert f"CPU capabilities: {line}" in report_markdown(report)
     assert "CPU capabilities" in render_html(report)
     assert report.to_dict()["environment"]["openvino_capabilities"] == env.openvino_capabilities

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from nnship.validate.render.markdown import report_markdown
+
 ov = pytest.importorskip("openvino")
 HAS_BF16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
@@ -27,5 +29,5 @@ def test_build_reports_a_gated_bf16_row(write_recipe, tiny_recipe_text, tmp_path
     assert row.extra["artifact"]["metadata"]["inference_precision"] == "bf16"
     assert any(v.row == "openvino/bf16" and v.passed for v in result.report.gates)
     assert any("onnxruntime/bf16" in n and "OpenVINO" in n for n in result.report.notes)
-    markdown = result.report.to_markdown()
+    markdown = report_markdown(result.report)
     assert "openvino/bf16" in markdown and "CPU capabilities:" in markdown

@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from nnship.backends.onnxruntime.outputs import run_model
 from nnship.quantize import make_config, quantize
 from nnship.quantize.adaround import adaround, apply_rounding, find_layers
-from nnship.quantize.evaluate import run_model
 from nnship.sources import ArrayData
 
 FAST = {"iterations": 300, "samples": 32, "rows": 2048, "batch_rows": 256}

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nnship.backends.onnxruntime.outputs import Outputs
 from nnship.metrics.drift import DriftAccumulator
-from nnship.quantize.evaluate import Outputs, budget_misses, compare, score
+from nnship.quantize.evaluate import budget_misses, compare, score
 
 
 def _outputs(array: np.ndarray) -> Outputs:

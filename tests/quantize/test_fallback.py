@@ -118,7 +118,8 @@ def test_a_revert_that_hurts_is_undone_and_the_fallback_never_ends_worse(tmp_pat
     """The rebuilt model of the first-ranked revert is broken (as a stale transform or a
     mismatched Q/DQ pair would break it): the fallback must undo that step, keep going, and
     end at least as faithful as it started."""
-    from nnship.quantize.evaluate import compare, run_model, score
+    from nnship.backends.onnxruntime.outputs import run_model
+    from nnship.quantize.evaluate import compare, score
     from nnship.quantize.fallback import accuracy_fallback
 
     model, data = _three_layer(tmp_path)

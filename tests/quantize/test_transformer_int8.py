@@ -12,11 +12,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from nnship.backends.onnxruntime.outputs import make_session
 from nnship.calibration import collect_statistics, smooth_with_alpha_search
 from nnship.calibration.smooth_search import choose_alphas, layer_error
 from nnship.core.errors import QuantizationError
 from nnship.quantize import make_config, quantize
-from nnship.quantize.evaluate import make_session
 from nnship.quantize.placement import ensure_node_names, plan_placement
 from nnship.quantize.profiles import get_profile
 from nnship.quantize.qdq import write_qdq

@@ -13,7 +13,8 @@ from nnship.core.errors import DataError, OnnxModelError
 from nnship.metrics.layer_match import match_layers, torch_module_names
 from nnship.sources import ArrayData
 from nnship.validate import Report
-from nnship.validate.explain.layers import attach_to_report, explain, rank_layers
+from nnship.validate.explain.layers import attach_layer_drift, explain, rank_layers
+from nnship.validate.render.markdown import save_with_markdown
 from nnship.validate.report import Row
 
 CORRUPTED = "/features/features.4/Conv"  # the second conv block of digits_cnn
@@ -275,14 +276,14 @@ def test_matching_goes_through_qdq_pairs(float_onnx, qdq_onnx) -> None:
     assert relu.matched_by == "qdq"
 
 
-def test_attach_to_report_replaces_the_artifacts_entries(
+def test_attaching_layer_drift_replaces_the_artifacts_entries(
     float_onnx, corrupted_onnx, data, tmp_path
 ) -> None:
     report = Report(baseline=Row(label="onnx/fp32"), rows=[Row(label="onnxruntime/int8")])
     path = report.save(tmp_path / "report.json")
     result = explain(float_onnx, corrupted_onnx, data, max_samples=8)
-    attach_to_report(path, result)
-    attach_to_report(path, result)
+    for _ in range(2):  # attached twice: the second replaces the first
+        save_with_markdown(attach_layer_drift(Report.load(path), result), path)
     loaded = Report.load(path)
     assert loaded.layer_drift is not None
     assert len(loaded.layer_drift) == len(result.layers)

@@ -9,6 +9,7 @@ from rich.console import Console
 from nnship.validate import LatencyConfig, ValidateConfig, validate
 from nnship.validate.render.cells import DRIFT_COLUMNS, drift_table, latency_cells
 from nnship.validate.render.html import render_html
+from nnship.validate.render.markdown import report_markdown
 from nnship.validate.render.terminal import print_latency
 
 
@@ -24,7 +25,7 @@ def test_drift_and_latency_cells_are_the_same_in_every_view() -> None:
     out = report.row("noisy").outputs[0]
     assert rows[0][:3] == ["noisy", out.name, f"{out.max_abs_error:.3g}"]
     assert rows[0][4] == f"{out.cosine_mean:.6f}"
-    md, html = report.to_markdown(), render_html(report)
+    md, html = report_markdown(report), render_html(report)
     assert "| " + " | ".join(rows[0]) + " |" in md
     assert all(cell in html for cell in rows[0])
 

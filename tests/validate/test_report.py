@@ -10,7 +10,7 @@ from _validate_helpers import classification_data, linear_classifier
 
 from nnship.core.errors import ReportError
 from nnship.validate import Gates, LatencyConfig, Report, ValidateConfig, validate
-from nnship.validate.render.markdown import save_with_markdown
+from nnship.validate.render.markdown import report_markdown, save_with_markdown
 from nnship.validate.report import SCHEMA_VERSION, LayerDrift
 
 
@@ -44,7 +44,7 @@ def test_round_trip_keeps_everything(tmp_path, report: Report) -> None:
 
 
 def test_markdown_shows_rows_gates_and_latency(report: Report) -> None:
-    md = report.to_markdown()
+    md = report_markdown(report)
     assert "| noisy |" in md and "## Gates" in md and "## Latency (ms)" in md
     assert ("PASSED" in md) == report.passed
     assert "min_cosine" in md

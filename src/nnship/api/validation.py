@@ -166,7 +166,7 @@ def explain(
     """`nnship explain`: rank the layers of `quantized_model` by the drift each adds against
     `float_model` on `data`. Unset numbers keep `nnship.validate.explain.layers.explain`'s defaults.
     `attach_to` (a report JSON) gets the explanation attached. Returns the `Explanation`."""
-    from nnship.validate.explain.layers import attach_to_report
+    from nnship.validate.explain.layers import attach_layer_drift
     from nnship.validate.explain.layers import explain as _explain
 
     given = {
@@ -180,7 +180,10 @@ def explain(
         float_model, quantized_model, data, **{k: v for k, v in given.items() if v is not None}
     )
     if attach_to is not None:
-        attach_to_report(attach_to, result)
+        from nnship.validate.render.markdown import save_with_markdown
+        from nnship.validate.report import Report
+
+        save_with_markdown(attach_layer_drift(Report.load(attach_to), result), attach_to)
     return result
 
 
@@ -206,7 +209,9 @@ def report(
     else:
         loaded = Report.load(path)
     if format == "markdown":
-        text = loaded.to_markdown()
+        from nnship.validate.render.markdown import report_markdown
+
+        text = report_markdown(loaded)
     elif format == "json":
         text = loaded.to_json()
     else:

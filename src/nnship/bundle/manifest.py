@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nnship.core.errors import NnshipError
+from nnship.core.errors import BundleError
+from nnship.recipe.bundle_section import Preprocessing
 
 SCHEMA_VERSION = 1
 """The manifest schema this nnship writes and the newest it reads."""
@@ -31,11 +32,6 @@ SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 Dim = int | str
-
-
-class BundleError(NnshipError):
-    """A bundle (or the build folder it is made from) is incomplete, tampered with, or of a
-    newer schema; the message names the file or field. Exit code 2."""
 
 
 class _Model(BaseModel):
@@ -48,36 +44,6 @@ class TensorSpec(_Model):
     name: str
     shape: list[Dim]
     dtype: str = "float32"
-
-
-class Preprocessing(_Model):
-    """How a raw image becomes the model's input, applied in this order: decode to `color`,
-    resize to `resize` (height, width), centre-crop to `crop` (height, width), multiply by
-    `scale`, subtract `mean` and divide by `std` per channel, lay out as `layout`, add the
-    batch axis. `input` names the model input it feeds (default: the only one)."""
-
-    resize: list[int] | None = None
-    crop: list[int] | None = None
-    scale: float = 1.0 / 255.0
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    layout: Literal["NCHW", "NHWC"] = "NCHW"
-    color: Literal["RGB", "BGR", "GRAY"] = "RGB"
-    input: str | None = None
-
-    @field_validator("resize", "crop")
-    @classmethod
-    def _two_positive(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and (len(value) != 2 or min(value) <= 0):
-            raise ValueError("must be [height, width], both positive")
-        return value
-
-    @field_validator("std")
-    @classmethod
-    def _nonzero(cls, value: list[float] | None) -> list[float] | None:
-        if value is not None and any(v == 0 for v in value):
-            raise ValueError("must not contain 0")
-        return value
 
 
 class FileEntry(_Model):

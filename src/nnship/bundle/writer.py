@@ -100,7 +100,7 @@ def write_bundle(
     section. Raises `BundleError` for a build folder with no finished artifacts or a target it
     did not build.
     """
-    from nnship.bundle.config import DEFAULT_SAMPLES, normalize_target
+    from nnship.recipe.bundle_section import DEFAULT_SAMPLES, normalize_target
 
     build = read_build_folder(build_dir)
     recipe = _recipe(build)
@@ -193,7 +193,7 @@ def _config_labels(config: Any, recipe: Any) -> list[str] | None:
     if config.labels is not None:
         return list(config.labels)
     if config.labels_file:
-        from nnship.bundle.config import read_labels
+        from nnship.recipe.bundle_section import read_labels
 
         path = Path(config.labels_file).expanduser()
         return read_labels(path if path.is_absolute() else recipe.base_dir / path)

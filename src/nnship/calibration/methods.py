@@ -22,14 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nnship.calibration.tensor_statistics import TensorStatistics
 from nnship.core.errors import CalibrationError
-
-if TYPE_CHECKING:
-    from nnship.calibration.table import TensorStatistics
 
 METHODS = ("minmax", "percentile", "entropy", "mse")
 """Range methods `compute_range` knows."""

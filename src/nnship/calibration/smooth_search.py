@@ -87,8 +87,8 @@ def capture_rows(
     """Rows (flattened over every axis but the last) of `tensors` over the first
     `max_samples` samples of `data`, at most `max_rows` per tensor, evenly spaced so the
     choice is deterministic."""
+    from nnship.backends.onnxruntime.outputs import iter_checked, make_session
     from nnship.onnx.graph import add_outputs
-    from nnship.quantize.evaluate import iter_checked, make_session
 
     names = list(tensors)
     session = make_session(add_outputs(model, names))

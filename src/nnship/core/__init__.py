@@ -18,7 +18,7 @@ from nnship.core.backend import (
     CompileInputs,
     resolve_backend_options,
 )
-from nnship.core.data import DataSource, LabeledBatch
+from nnship.core.data import DataSource, LabeledBatch, SampleWindow, first_samples
 from nnship.core.runner import Runner
 from nnship.core.tensors import (
     Batch,
@@ -41,11 +41,13 @@ __all__ = [
     "Dim",
     "LabeledBatch",
     "Runner",
+    "SampleWindow",
     "TensorSpec",
     "check_batch",
     "check_finite",
     "check_input_names",
     "example_batch",
+    "first_samples",
     "normalize_dtype",
     "resolve_backend_options",
 ]

@@ -71,6 +71,11 @@ class OutputPathError(NnshipError):
     """An output path cannot be written."""
 
 
+class BundleError(NnshipError):
+    """A bundle (or the build folder it is made from) is incomplete, tampered with, or of a
+    newer schema; the message names the file or field. Exit code 2."""
+
+
 class GateFailed(NnshipError):
     """A validation gate was crossed. Exit code 1."""
 

@@ -18,15 +18,13 @@ counted but not flushed: runtimes widen them to float32 before computing, where 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
-
-from nnship.core import DataSource
 
 log = logging.getLogger(__name__)
 
@@ -171,21 +169,18 @@ def verify_flush(
     original: onnx.ModelProto,
     flushed: onnx.ModelProto,
     report: SubnormalReport,
-    data: DataSource,
-    *,
-    max_samples: int = 4,
+    run_outputs: Callable[[onnx.ModelProto], dict[str, np.ndarray]],
 ) -> float:
-    """Run both models in ONNX Runtime on up to `max_samples` samples of `data`; store and return
-    the largest absolute output difference."""
-    from nnship.quantize.evaluate import run_model
-
-    before = run_model(original, data, max_samples=max_samples)
-    after = run_model(flushed, data, max_samples=max_samples)
+    """Compare the outputs of both models, as `run_outputs` computes them (the caller picks the
+    runtime and the samples: this layer runs nothing itself); store and return the largest
+    absolute output difference."""
+    before = run_outputs(original)
+    after = run_outputs(flushed)
     worst = 0.0
-    for name, ref in before.arrays.items():
-        got = after.arrays[name]
+    for name, ref in before.items():
+        got = after[name]
         if ref.size and np.issubdtype(ref.dtype, np.floating):
             worst = max(worst, float(np.max(np.abs(ref.astype(np.float64) - got))))
     report.max_abs_diff = worst
-    report.verified_samples = len(next(iter(before.arrays.values()), []))
+    report.verified_samples = len(next(iter(before.values()), []))
     return worst

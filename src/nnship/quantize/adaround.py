@@ -270,8 +270,8 @@ def _layer(  # noqa: PLR0911
 def _probe(model: onnx.ModelProto, tensors: list[str]):  # noqa: ANN202
     """An ONNX Runtime session over the part of `model` that computes `tensors` (its only
     outputs)."""
+    from nnship.backends.onnxruntime.outputs import make_session
     from nnship.onnx.graph import add_outputs
-    from nnship.quantize.evaluate import make_session
 
     probe = add_outputs(model, tensors)
     keep = [o for o in probe.graph.output if o.name in set(tensors)]

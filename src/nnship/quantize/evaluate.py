@@ -9,95 +9,15 @@ is `nnship.metrics.latency`'s, so the quantizer scores a model exactly as the va
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 
-from nnship.core import Batch, DataSource, check_batch
-from nnship.core.errors import BackendError, QuantizationError
+from nnship.backends.onnxruntime.outputs import Outputs, cpu_runner
+from nnship.core import Batch
+from nnship.core.errors import QuantizationError
 from nnship.metrics.drift import per_sample_cosine, sqnr_db
-from nnship.onnx.graph import onnx_input_specs
-
-
-def _runner(model: onnx.ModelProto | Path | str, *, threads: int = 2) -> Any:
-    """An `OnnxRuntimeRunner` on CPU with every graph optimization on (QDQ fusions need them),
-    one inter-op thread; a model ONNX Runtime cannot load is a `QuantizationError`."""
-    from nnship.backends.onnxruntime import OnnxRuntimeRunner
-
-    try:
-        return OnnxRuntimeRunner(
-            model, threads=threads, inter_op_threads=1, graph_optimization="all"
-        )
-    except BackendError as exc:
-        raise QuantizationError(f"ONNX Runtime cannot load the model: {exc}") from exc
-
-
-def make_session(model: onnx.ModelProto | Path | str, *, threads: int = 2):  # noqa: ANN201
-    """The ONNX Runtime session of `_runner(model)` (for callers that run named outputs)."""
-    return _runner(model, threads=threads).session
-
-
-@dataclass
-class Outputs:
-    """Every output of a model over a data source (first axis = sample), and the labels."""
-
-    arrays: dict[str, np.ndarray]
-    labels: np.ndarray | None
-
-    @property
-    def primary(self) -> np.ndarray:
-        return next(iter(self.arrays.values()))
-
-
-def iter_checked(
-    model: onnx.ModelProto, data: DataSource, *, max_samples: int | None, batch_size: int = 32
-):  # noqa: ANN201
-    """Yield (inputs, labels) of at most `max_samples` samples, each batch checked against the
-    model's inputs (`DataError` names the tensor and both shapes). A fixed batch dimension in
-    the model (foreign ONNX often pins 1) overrides `batch_size`."""
-    specs = onnx_input_specs(model)
-    fixed = {s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)} - {0, -1}
-    if len(fixed) == 1:
-        batch_size = fixed.pop()
-    seen = 0
-    for item in data.iter_batches(batch_size):
-        inputs: Batch = item.inputs
-        if max_samples is not None and seen >= max_samples:
-            break
-        if max_samples is not None and seen + len(next(iter(inputs.values()))) > max_samples:
-            keep = max_samples - seen
-            inputs = {k: v[:keep] for k, v in inputs.items()}
-            labels = None if item.labels is None else item.labels[:keep]
-        else:
-            labels = item.labels
-        check_batch(specs, inputs, where=data.describe())
-        seen += len(next(iter(inputs.values())))
-        yield inputs, labels
-
-
-def run_model(
-    model: onnx.ModelProto, data: DataSource, *, max_samples: int | None = None
-) -> Outputs:
-    """Outputs of `model` on `data` (at most `max_samples` samples), concatenated."""
-    runner = _runner(model)
-    try:
-        names = runner.output_names
-        chunks: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        labels: list[np.ndarray] = []
-        for inputs, batch_labels in iter_checked(model, data, max_samples=max_samples):
-            out = runner.run(inputs, check=False)  # iter_checked checked the batch
-            for name in names:
-                chunks[name].append(np.asarray(out[name]))
-            if batch_labels is not None:
-                labels.append(np.asarray(batch_labels))
-    finally:
-        runner.close()
-    arrays = {n: np.concatenate(v) for n, v in chunks.items()}
-    return Outputs(arrays, np.concatenate(labels) if labels else None)
-
 
 SQNR_EXACT_DB = 200.0
 """SQNR the quantizer scores identical outputs with (`sqnr_db` says None: no noise)."""
@@ -173,7 +93,7 @@ def median_latency_ms(
     config = LatencyConfig(
         min_warmup_runs=5, max_warmup_runs=5, runs=runs, min_runs=min(runs, 10), threads=threads
     )
-    runner = _runner(model, threads=threads)
+    runner = cpu_runner(model, threads=threads)
     try:
         return float(measure_latency(runner, batch, config).p50_ms)
     finally:

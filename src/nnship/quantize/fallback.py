@@ -19,19 +19,11 @@ from typing import Any
 import numpy as np
 import onnx
 
+from nnship.backends.onnxruntime.outputs import Outputs, iter_checked, make_session, run_model
 from nnship.core import Batch, DataSource
 from nnship.core.errors import QuantizationError
 from nnship.onnx.graph import add_outputs
-from nnship.quantize.evaluate import (
-    Outputs,
-    budget_misses,
-    compare,
-    iter_checked,
-    make_session,
-    median_latency_ms,
-    run_model,
-    score,
-)
+from nnship.quantize.evaluate import budget_misses, compare, median_latency_ms, score
 from nnship.quantize.placement import Placement
 from nnship.quantize.profiles import ELTWISE_OPS, WEIGHTED_OPS
 

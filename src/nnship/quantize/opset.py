@@ -124,7 +124,7 @@ def _verify(
     record: OpsetConversion,
     name: str,
 ) -> None:
-    from nnship.quantize.evaluate import run_model
+    from nnship.backends.onnxruntime.outputs import run_model
 
     before = run_model(original, data, max_samples=VERIFY_SAMPLES)
     after = run_model(converted, data, max_samples=VERIFY_SAMPLES)

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import onnx
 
-from nnship.core import DataSource, LabeledBatch
-from nnship.quantize.evaluate import Outputs, compare, run_model
+from nnship.backends.onnxruntime.outputs import Outputs, run_model
+from nnship.core import DataSource
+from nnship.core.data import SampleWindow
+from nnship.quantize.evaluate import compare
 from nnship.quantize.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -44,42 +46,6 @@ class Candidate(NamedTuple):
     build: Build
     ranges: dict[str, tuple[float, float]]
     applied: dict[str, str]
-
-
-class SampleWindow(DataSource):
-    """Samples `[start, stop)` of another source, streamed in its order."""
-
-    def __init__(self, data: DataSource, start: int, stop: int) -> None:
-        self._data = data
-        self._start = max(0, min(start, data.num_samples))
-        self._stop = max(self._start, min(stop, data.num_samples))
-
-    @property
-    def num_samples(self) -> int:
-        return self._stop - self._start
-
-    @property
-    def input_names(self) -> list[str]:
-        return self._data.input_names
-
-    @property
-    def has_labels(self) -> bool:
-        return self._data.has_labels
-
-    def iter_batches(self, batch_size: int = 1) -> Iterator[LabeledBatch]:
-        seen = 0
-        for item in self._data.iter_batches(batch_size):
-            n = len(next(iter(item.inputs.values())))
-            lo, hi = max(self._start - seen, 0), min(self._stop - seen, n)
-            seen += n
-            if hi > lo:
-                labels = None if item.labels is None else item.labels[lo:hi]
-                yield LabeledBatch({k: v[lo:hi] for k, v in item.inputs.items()}, labels)
-            if seen >= self._stop:
-                return
-
-    def describe(self) -> str:
-        return f"{self._data.describe()}, samples {self._start}..{self._stop - 1}"
 
 
 @dataclass

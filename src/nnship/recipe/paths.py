@@ -6,14 +6,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import BaseModel
 
 from nnship.core.errors import RecipeError
 
-if TYPE_CHECKING:
-    from nnship.recipe.schema import Recipe
+# The functions below take the `Recipe` typed as `Any`: schema.py calls them while it builds
+# one, so this module must not import schema.py (no circle).
+Recipe = Any
 
 __all__ = ["cache_dir", "expand_path_text", "resolve_paths", "resolve_source"]
 

@@ -22,20 +22,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nnship.core import TensorSpec
 from nnship.core.errors import RecipeError
+from nnship.recipe.bundle_section import BundleConfig
 from nnship.recipe.format import dumps_toml, format_validation_error
 from nnship.recipe.paths import cache_dir, resolve_paths
 from nnship.recipe.sections import (
     BackendsConfig,
-    BundleConfig,
     DataConfig,
     DistillConfig,
     ExportConfig,
     PruneConfig,
     QuantizeConfig,
-    TuneConfig,
     ValidateConfig,
     section_available,
 )
+from nnship.recipe.tune_section import TuneConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,7 +139,7 @@ class Recipe(BaseModel):
     tune: TuneConfig | None = None
     """`[tune]`: the search space of `nnship tune` (see `nnship.tune.space`); `build` ignores it."""
     bundle: BundleConfig | None = None
-    """`[bundle]`: end the build with a deployable bundle (`nnship.bundle.config`)."""
+    """`[bundle]`: end the build with a deployable bundle (`nnship.recipe.bundle_section`)."""
 
     _path: Path | None = None
     _base_dir: Path = Path(".")

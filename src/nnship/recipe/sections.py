@@ -1,4 +1,6 @@
-"""The recipe's stage sections, each owned by its stage's package.
+"""The recipe's stage sections, each owned by its stage's package (the sections of the packages
+above the recipe, `[tune]` and `[bundle]`, are the recipe's own: `tune_section.py`,
+`bundle_section.py`; those packages import the recipe, never the other way round).
 
 A stage's config model is used when its package imports; otherwise the section gets a
 placeholder that accepts only an empty table and says which package is missing, so the recipe
@@ -63,12 +65,10 @@ def section_available(section: str) -> bool:
 
 if TYPE_CHECKING:  # type checkers see the real models; at run time they may be placeholders
     from nnship.backends.config import BackendsConfig
-    from nnship.bundle.config import BundleConfig
     from nnship.compress.config import DistillConfig, PruneConfig
     from nnship.exporter.config import ExportConfig
     from nnship.quantize.config import QuantizeConfig
     from nnship.sources.data import DataConfig
-    from nnship.tune.space import TuneConfig
     from nnship.validate.config import ValidateConfig
 else:
     DataConfig = _stage_class("data", "nnship.sources.data", "DataConfig")
@@ -78,5 +78,3 @@ else:
     QuantizeConfig = _stage_class("quantize", "nnship.quantize.config", "QuantizeConfig")
     BackendsConfig = _stage_class("backends", "nnship.backends.config", "BackendsConfig")
     ValidateConfig = _stage_class("validate", "nnship.validate.config", "ValidateConfig")
-    TuneConfig = _stage_class("tune", "nnship.tune.space", "TuneConfig")
-    BundleConfig = _stage_class("bundle", "nnship.bundle.config", "BundleConfig")

@@ -79,7 +79,7 @@ def _labels(bundle: Any) -> list[str] | None:
     if bundle.labels is not None:
         return list(bundle.labels)
     if bundle.labels_file:
-        from nnship.bundle.config import read_labels
+        from nnship.recipe.bundle_section import read_labels
 
         return read_labels(bundle.labels_file)
     return None

@@ -95,11 +95,11 @@ def _cached_baseline(
 ) -> Runner:
     """The baseline's evaluation outputs, recorded once per (model, evaluation data) in the
     stage cache and replayed (`SavedOutputsRunner`): the tuner's trials share one baseline."""
+    from nnship.core.data import first_samples
     from nnship.validate.outputs import OutputRecorder, SavedOutputsRunner, manifest_path
-    from nnship.validate.validate import _Limited
 
     cfg = ctx.recipe.validation
-    data = _Limited(evaluation, cfg.max_samples) if cfg.max_samples else evaluation
+    data = first_samples(evaluation, cfg.max_samples)
     stage_dir = ctx.out / "baseline"
     path = stage_dir / "outputs.npz"
     inputs = {

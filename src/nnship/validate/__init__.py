@@ -3,7 +3,7 @@
 Public surface:
 - `validate(baseline, candidates, data, *, config, ...) -> Report`
 - `ValidateConfig`, `Gates`, `LatencyConfig` (the recipe's `[validate]` section)
-- `Report` (`save`, `load`, `to_json`, `to_markdown`), `print_report`, `print_latency`
+- `Report` (`save`, `load`, `to_json`; Markdown via `render.markdown.report_markdown`), `print_report`, `print_latency`
 - `measure_latency`, `latency_batch`, `timed_load`, `track_memory`
 - `compare_reports`, `CompareThresholds`, `Threshold`, `Comparison`
 - `save_outputs`, `OutputRecorder`, `SavedOutputs`, `SavedOutputsRunner`

@@ -10,6 +10,7 @@ SQNR of identical outputs is `null` with `exact_match: true` (infinite).
 from __future__ import annotations
 
 import json
+import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,26 @@ class LayerDrift(_Model):
     """dB; SQNR of the noise this layer adds itself (the ranking key; None: none added)."""
     matched_by: str | None = None
     """How the tensor was found in the artifact: "name", "qdq", "node-name" or "order"."""
+
+
+DEFAULT_SUGGEST_MARGIN_DB = 10.0
+"""How far (dB) below the median a layer's added-noise SQNR must lie to be an outlier."""
+
+
+def outlier_layers(
+    layers: list[LayerDrift], margin_db: float = DEFAULT_SUGGEST_MARGIN_DB
+) -> set[str]:
+    """Names (`LayerDrift.layer`) of the layers whose added-noise SQNR lies more than
+    `margin_db` (default 10 dB) below the median over layers that add noise."""
+    noisy = [d.local_sqnr_db for d in layers if d.local_sqnr_db is not None]
+    if not noisy:
+        return set()
+    median = statistics.median(noisy)
+    return {
+        d.layer
+        for d in layers
+        if d.local_sqnr_db is not None and d.local_sqnr_db < median - margin_db
+    }
 
 
 class Row(_Model):
@@ -160,11 +181,6 @@ class Report(_Model):
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    def to_markdown(self) -> str:
-        from nnship.validate.render.markdown import report_markdown
-
-        return report_markdown(self)
 
     def save(self, path: Path | str) -> Path:
         """Write the report's JSON (the source of truth) to `path`, atomically. Renderings

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nnship.core import Artifact, DataSource, LabeledBatch, Runner
+from nnship.core import Artifact, DataSource, Runner
+from nnship.core.data import first_samples
 from nnship.core.environment import capture_environment
 from nnship.core.errors import DataError
 from nnship.core.fileio import file_size_bytes, sha256_file
@@ -41,42 +41,6 @@ from nnship.validate.report import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class _Limited(DataSource):
-    """The first `limit` samples of another source."""
-
-    def __init__(self, data: DataSource, limit: int) -> None:
-        self._data, self._limit = data, min(limit, data.num_samples)
-
-    @property
-    def num_samples(self) -> int:
-        return self._limit
-
-    @property
-    def input_names(self) -> list[str]:
-        return self._data.input_names
-
-    @property
-    def has_labels(self) -> bool:
-        return self._data.has_labels
-
-    def iter_batches(self, batch_size: int = 1) -> Iterator[LabeledBatch]:
-        left = self._limit
-        for item in self._data.iter_batches(batch_size):
-            if left <= 0:
-                return
-            n = next(iter(item.inputs.values())).shape[0]
-            if n > left:
-                item = LabeledBatch(
-                    {k: v[:left] for k, v in item.inputs.items()},
-                    None if item.labels is None else item.labels[:left],
-                )
-            left -= min(n, left)
-            yield item
-
-    def describe(self) -> str:
-        return f"{self._data.describe()}, first {self._limit}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -181,7 +145,7 @@ def validate(
     if baseline_label in candidates:
         raise DataError(f"Candidate label '{baseline_label}' is reserved for the baseline")
     if config.max_samples:
-        data = _Limited(data, config.max_samples)
+        data = first_samples(data, config.max_samples)
     artifacts = artifacts or {}
     mapping = {
         label: match_outputs(baseline.output_names, runner.output_names, label=label)

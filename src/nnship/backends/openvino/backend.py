@@ -14,7 +14,7 @@ Precision of an artifact:
   `BackendError` naming the missing capability elsewhere, at compile and at load.
 - "int8": either OpenVINO converting nnship's QDQ ONNX ("qdq"), or NNCF quantizing the float IR
   with the calibration data ("nncf"); `OpenVinoOptions.int8_mode` picks, measured default in
-  `nnship.backends.config.DEFAULT_OPENVINO_INT8_MODE`.
+  `nnship.backends.openvino.options.DEFAULT_OPENVINO_INT8_MODE`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nnship.backends.config import OpenVinoOptions
+from nnship.backends.openvino.options import OpenVinoOptions
 from nnship.backends.openvino.runner import (
     OpenVinoRunner,
     _ov,

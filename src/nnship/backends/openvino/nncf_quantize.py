@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nnship.backends.config import OpenVinoOptions
+from nnship.backends.openvino.options import OpenVinoOptions
 from nnship.core import DataSource
 from nnship.core.errors import BackendError, DataError, require
 from nnship.onnx.graph import load_onnx

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nnship.backends.config import OpenVinoOptions
+from nnship.backends.openvino.options import OpenVinoOptions
 from nnship.core import Batch, Runner, TensorSpec, resolve_backend_options
 from nnship.core.errors import BackendError, require
 from nnship.core.fileio import ensure_writable_dir

@@ -19,10 +19,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nnship.backends.config import TensorRtOptions
 from nnship.backends.tensorrt import buildkit
 from nnship.backends.tensorrt.check import check_tensorrt, summarize
 from nnship.backends.tensorrt.engine import BuildFailed, build_serialized, write_atomic
+from nnship.backends.tensorrt.options import TensorRtOptions
 from nnship.backends.tensorrt.runner import TensorRtRunner, cuda_unavailable_reason
 from nnship.core import Artifact, Backend, CompileInputs, resolve_backend_options
 from nnship.core.errors import BackendError, require

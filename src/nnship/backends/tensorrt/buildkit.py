@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nnship.backends.config import ShapeRange, TensorRtOptions
+from nnship.backends.tensorrt.options import ShapeRange, TensorRtOptions
 from nnship.core import TensorSpec
 from nnship.core.errors import BackendError
 from nnship.core.fileio import atomic_path, write_json_atomic, write_text_atomic

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +41,13 @@ from nnship.validate.explain.run import (
     noise_ratio,
     require_coverage,
 )
-from nnship.validate.report import LayerDrift, Report
+from nnship.validate.report import DEFAULT_SUGGEST_MARGIN_DB, LayerDrift, Report, outlier_layers
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SAMPLES = 32
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_MIN_COVERAGE = 0.25
-DEFAULT_SUGGEST_MARGIN_DB = 10.0
 DEFAULT_MAX_SUGGESTIONS = 3
 
 
@@ -289,22 +287,6 @@ def _finite(value: Any) -> float | None:
     return float(value)
 
 
-def outlier_layers(
-    layers: list[LayerDrift], margin_db: float = DEFAULT_SUGGEST_MARGIN_DB
-) -> set[str]:
-    """Names (`LayerDrift.layer`) of the layers whose added-noise SQNR lies more than
-    `margin_db` (default 10 dB) below the median over layers that add noise."""
-    noisy = [d.local_sqnr_db for d in layers if d.local_sqnr_db is not None]
-    if not noisy:
-        return set()
-    median = statistics.median(noisy)
-    return {
-        d.layer
-        for d in layers
-        if d.local_sqnr_db is not None and d.local_sqnr_db < median - margin_db
-    }
-
-
 def _suggest(layers: list[LayerDrift], float_nodes: set[str], margin_db: float) -> list[str]:
     """Excludable outliers (float-model node names), worst first."""
     worst = outlier_layers(layers, margin_db)
@@ -315,12 +297,8 @@ def _suggest(layers: list[LayerDrift], float_nodes: set[str], margin_db: float) 
     return out
 
 
-def attach_to_report(report_path: Path | str, explanation: Explanation) -> Path:
-    """Put `explanation.layers` into a saved report's `layer_drift` (replacing earlier entries
-    of the same artifact) and save it again (JSON + Markdown, atomically)."""
-    report = Report.load(report_path)
+def attach_layer_drift(report: Report, explanation: Explanation) -> Report:
+    """A copy of `report` whose `layer_drift` holds `explanation.layers` (replacing earlier
+    entries of the same artifact); saving it is the caller's."""
     kept = [d for d in report.layer_drift or [] if d.artifact != explanation.artifact]
-    report.layer_drift = kept + list(explanation.layers)
-    from nnship.validate.render.markdown import save_with_markdown
-
-    return save_with_markdown(report, report_path)
+    return report.model_copy(update={"layer_drift": kept + list(explanation.layers)})

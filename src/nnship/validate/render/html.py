@@ -31,7 +31,8 @@ from nnship.validate.render.charts import (
     color,
     scatter,
 )
-from nnship.validate.report import LayerDrift, Report, Row
+from nnship.validate.render.markdown import report_markdown
+from nnship.validate.report import LayerDrift, Report, Row, outlier_layers
 
 MAX_LAYERS_PLOTTED = 20
 """Worst layers drawn per artifact in the per-layer drift chart."""
@@ -102,7 +103,7 @@ def render_report_files(
     if html is not None:
         write_html(report, html)
     if markdown is not None:
-        write_text_atomic(markdown, report.to_markdown())
+        write_text_atomic(markdown, report_markdown(report))
     return report
 
 
@@ -270,8 +271,6 @@ def _layers(report: Report) -> str:
         by_artifact[layer.artifact].append(layer)
     parts = ['<section id="layers"><h2>Per-layer drift</h2>']
     for artifact, layers in by_artifact.items():
-        from nnship.validate.explain.layers import outlier_layers
-
         worst = outlier_layers(layers)
         shown = layers[:MAX_LAYERS_PLOTTED]
         bars = [

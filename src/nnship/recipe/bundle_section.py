@@ -20,13 +20,46 @@ Relative paths are relative to the recipe file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from nnship.bundle.manifest import BundleError, Preprocessing
+from nnship.core.errors import BundleError
 
 DEFAULT_SAMPLES = 4
 MAX_SAMPLES = 256
+
+
+class Preprocessing(BaseModel):
+    """How a raw image becomes the model's input, applied in this order: decode to `color`,
+    resize to `resize` (height, width), centre-crop to `crop` (height, width), multiply by
+    `scale`, subtract `mean` and divide by `std` per channel, lay out as `layout`, add the
+    batch axis. `input` names the model input it feeds (default: the only one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resize: list[int] | None = None
+    crop: list[int] | None = None
+    scale: float = 1.0 / 255.0
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    color: Literal["RGB", "BGR", "GRAY"] = "RGB"
+    input: str | None = None
+
+    @field_validator("resize", "crop")
+    @classmethod
+    def _two_positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (len(value) != 2 or min(value) <= 0):
+            raise ValueError("must be [height, width], both positive")
+        return value
+
+    @field_validator("std")
+    @classmethod
+    def _nonzero(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(v == 0 for v in value):
+            raise ValueError("must not contain 0")
+        return value
 
 
 class BundleConfig(BaseModel):
