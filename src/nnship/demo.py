@@ -16,23 +16,16 @@ the HTML report is written beside the JSON and Markdown ones.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nnship.core import toml
 from nnship.core.errors import RecipeError
-from nnship.core.fileio import atomic_path, ensure_writable_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from nnship.core.fileio import atomic_path, ensure_writable_dir, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +158,12 @@ def demo_recipe_data(recipe: str | Path | None = None) -> tuple[dict[str, Any], 
     a source checkout, else the embedded copy (path None)."""
     path = Path(recipe) if recipe is not None else demo_recipe_path()
     if path is None:
-        return tomllib.loads(EMBEDDED_RECIPE), None
+        return toml.loads(EMBEDDED_RECIPE), None
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8")), path
+        return toml.loads(path.read_text(encoding="utf-8")), path
     except OSError as exc:
         raise RecipeError(f"{path}: cannot read the recipe: {exc.strerror or exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except toml.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from exc
 
 
@@ -205,8 +198,7 @@ def demo_settings(raw: dict[str, Any], *, epochs: int = DEMO_EPOCHS) -> dict[str
 
 def settings_key(settings: dict[str, Any]) -> str:
     """A short stable hash of `demo_settings` (the cached weights' name carries it)."""
-    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return stable_hash(settings, 12)
 
 
 def demo_files(directory: Path, settings: dict[str, Any]) -> DemoFiles:

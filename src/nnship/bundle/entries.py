@@ -5,15 +5,13 @@ TensorRT build kit, and the hashes of everything that made the bundle."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import nnship
 from nnship.bundle.manifest import ArtifactEntry, RuntimeRequirement, Validation
 from nnship.bundle.source import BuildFolder, BuiltArtifact
-from nnship.core.fileio import sha256_file
+from nnship.core.fileio import sha256_file, stable_hash
 
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
@@ -143,4 +141,4 @@ def version_hash(input_hashes: dict[str, str | None], entries: list[ArtifactEntr
         "artifacts": {e.id: [f.sha256 for f in e.files] for e in entries},
         "nnship": nnship.__version__,
     }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    return stable_hash(data, 12)

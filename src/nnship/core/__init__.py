@@ -19,7 +19,7 @@ from nnship.core.backend import (
     resolve_backend_options,
 )
 from nnship.core.data import DataSource, LabeledBatch, SampleWindow, first_samples
-from nnship.core.runner import Runner
+from nnship.core.runner import OpenedRunner, Runner
 from nnship.core.tensors import (
     Batch,
     Dim,
@@ -29,6 +29,7 @@ from nnship.core.tensors import (
     check_input_names,
     example_batch,
     normalize_dtype,
+    runtime_spec,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "DataSource",
     "Dim",
     "LabeledBatch",
+    "OpenedRunner",
     "Runner",
     "SampleWindow",
     "TensorSpec",
@@ -49,5 +51,6 @@ __all__ = [
     "example_batch",
     "first_samples",
     "normalize_dtype",
+    "runtime_spec",
     "resolve_backend_options",
 ]

@@ -10,12 +10,14 @@ import hashlib
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import nnship
+from nnship.core.fileio import stable_hash
 
 # ISA extensions that change which kernels runtimes pick (and so their latency).
 _RELEVANT_FLAGS = (
@@ -86,6 +88,40 @@ class Environment(BaseModel):
         threads = self.threads.get("configured")
         t = f", {threads} threads" if threads else ""
         return f"{cpu} ({self.usable_cpus or '?'} usable CPUs{gpu}{t}), {self.os}"
+
+
+@dataclass(frozen=True)
+class MachineIdentity:
+    """What latency figures are comparable within: the CPU model, its ISA flags that matter
+    for inference, the cores this process may use and the runtime versions. `id` is a short
+    stable hash of them (the tuner groups its Pareto fronts by it; a report's `Environment`
+    holds the same facts)."""
+
+    cpu_model: str
+    cpu_flags: tuple[str, ...]
+    usable_cpus: int | None
+    runtime_versions: tuple[tuple[str, str], ...]
+
+    @property
+    def id(self) -> str:
+        facts = [
+            self.cpu_model,
+            list(self.cpu_flags),
+            self.usable_cpus,
+            dict(self.runtime_versions),
+        ]
+        return stable_hash(facts, 12)
+
+
+def machine_identity() -> MachineIdentity:
+    """This process's `MachineIdentity`, read once here for reports and the tuner alike."""
+    cpu_model, flags = _cpu_info()
+    usable: int | None
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS/Windows
+        usable = os.cpu_count()
+    return MachineIdentity(cpu_model, tuple(flags), usable, tuple(sorted(_versions().items())))
 
 
 def cpu_model_and_flags() -> tuple[str, list[str]]:
@@ -165,12 +201,8 @@ def hardware_id(
 
 def capture_environment(threads: int | None = None) -> Environment:
     """Describe this machine and process now. `threads` is the thread count the user asked for."""
-    cpu_model, flags = _cpu_info()
-    usable: int | None
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS/Windows
-        usable = os.cpu_count()
+    identity = machine_identity()
+    cpu_model, flags = identity.cpu_model, list(identity.cpu_flags)
     gpus = _gpus()
     machine = platform.machine()
     return Environment(
@@ -181,9 +213,9 @@ def capture_environment(threads: int | None = None) -> Environment:
         cpu_model=cpu_model,
         cpu_flags=flags,
         logical_cpus=os.cpu_count(),
-        usable_cpus=usable,
+        usable_cpus=identity.usable_cpus,
         gpus=gpus,
-        runtime_versions=_versions(),
+        runtime_versions=dict(identity.runtime_versions),
         nnship_version=nnship.__version__,
         threads=thread_settings(threads),
         hardware_id=hardware_id(machine, cpu_model, flags, os.cpu_count(), gpus),

@@ -95,3 +95,13 @@ def file_size_bytes(path: Path | str) -> int:
     for sibling in path.parent.glob(f"{path.stem}*.data"):
         size += sibling.stat().st_size
     return size
+
+
+def stable_hash(data: Any, length: int | None = None) -> str:
+    """Hex SHA-256 of `data` serialised as key-sorted compact JSON (paths and other non-JSON
+    values as strings): equal data gives equal hashes across processes and machines. `length`
+    keeps that many leading hex digits (None: all 64). The one content hash of nnship's cache
+    keys, version ids and fingerprints."""
+    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return digest if length is None else digest[:length]

@@ -63,8 +63,20 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
             progress.advance(task)
 
 
-def status_progress(description: str) -> Progress:
-    """A progress object for loops that update their own fields (e.g. loss, agreement).
+def is_quiet() -> bool:
+    """True after `configure_logging(-1)` (`-q`): progress is hidden, one line per step at most."""
+    return _quiet
+
+
+def is_live() -> bool:
+    """True when progress bars are drawn: not quiet and stderr is a terminal."""
+    return not _quiet and console.is_terminal
+
+
+def status_progress(description: str, *, transient: bool = True) -> Progress:
+    """A progress object for loops that update their own fields (e.g. loss, agreement, the
+    best point so far): a bar, the count, `{task.fields[info]}`, elapsed time. `transient`
+    bars vanish when done (default); the tuner's stays.
 
     Usage: `with status_progress("distill") as p: task = p.add_task("distill", total=n, info="")`.
     """
@@ -75,6 +87,6 @@ def status_progress(description: str) -> Progress:
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         console=console,
-        transient=True,
-        disable=_quiet or not console.is_terminal,
+        transient=transient,
+        disable=not is_live(),
     )

@@ -66,3 +66,21 @@ class Runner(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class OpenedRunner(Runner):
+    """A runner that learns its inputs and outputs when it opens the model (ONNX Runtime,
+    OpenVINO, TensorRT): its constructor sets `_inputs` (TensorSpecs, see
+    `nnship.core.tensors.runtime_spec`) and `_outputs` (names), and these properties serve
+    them."""
+
+    _inputs: list[TensorSpec]
+    _outputs: list[str]
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,26 @@ class TensorSpec:
         if kind == "b":
             return np.ones(shape, dtype=bool)
         raise DataError(f"Input '{self.name}': cannot make example data of dtype {self.dtype}")
+
+
+def runtime_spec(
+    name: str, dims: Iterable[object], dtype: str, *, batch_name: str | None = None
+) -> TensorSpec:
+    """A `TensorSpec` from the shape a runtime reports for a model input or output: a
+    non-negative int is a fixed size and a non-empty string a named symbolic dim; anything else
+    (None, -1, "") is unknown and named `batch_name` on axis 0 when given, else
+    `<tensor>_dim<axis>`. The one naming every runner uses, so specs compare across backends."""
+    shape: list[Dim] = []
+    for axis, dim in enumerate(dims):
+        if isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0:
+            shape.append(dim)
+        elif isinstance(dim, str) and dim:
+            shape.append(dim)
+        elif axis == 0 and batch_name:
+            shape.append(batch_name)
+        else:
+            shape.append(f"{name}_dim{axis}")
+    return TensorSpec(name, tuple(shape), dtype)
 
 
 def example_batch(specs: Sequence[TensorSpec], batch: int = 1, seed: int = 0) -> Batch:

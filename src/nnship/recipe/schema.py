@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from nnship.core import TensorSpec
+from nnship.core import TensorSpec, toml
 from nnship.core.errors import RecipeError
 from nnship.recipe.bundle_section import BundleConfig
 from nnship.recipe.format import dumps_toml, format_validation_error
@@ -36,11 +35,6 @@ from nnship.recipe.sections import (
     section_available,
 )
 from nnship.recipe.tune_section import TuneConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = [
     "DataSection",
@@ -221,8 +215,8 @@ def parse_recipe(
 ) -> Recipe:
     """Parse recipe TOML `text`; `name` is used in messages, `base_dir` anchors relative paths."""
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        raw = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
         raise RecipeError(f"{name}: invalid TOML: {exc}") from exc
     return recipe_from_data(
         raw,
@@ -288,11 +282,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise RecipeError(f"Bad override '{text}': expected KEY=VALUE, e.g. seed=1")
     key, value = text.split("=", 1)
-    try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value
-    return key.strip(), parsed
+    return key.strip(), toml.parse_literal_or_text(value)
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any, name: str) -> None:

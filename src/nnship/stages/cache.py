@@ -16,7 +16,6 @@ stale result.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from nnship.core.fileio import sha256_file, write_json_atomic
+from nnship.core.fileio import sha256_file, stable_hash, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,6 @@ ENTRY_NAME = "entry.json"
 CACHE_VERSION = 2
 _BUILD = "@build@"
 """Stands for the build folder in stored results (a result's paths move with the build)."""
-
-
-def stable_hash(data: Any) -> str:
-    """SHA-256 of `data` serialised as key-sorted JSON (paths and other objects as strings)."""
-    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _relocate(value: Any, old: str, new: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnship.core import progress
 from nnship.tune.records import TrialRecord
 
 __all__ = ["TuneProgress", "best_by_backend"]
@@ -44,11 +45,9 @@ class TuneProgress:
     """`start(total, done, records)`, `trial_done(record, records)`, `stop()`."""
 
     def __init__(self, *, quiet: bool = False) -> None:
-        from nnship.core import progress as nnship_progress
-
-        self._console = nnship_progress.console
-        self._quiet = quiet or nnship_progress._quiet
-        self._live = not self._quiet and self._console.is_terminal
+        self._console = progress.console
+        self._quiet = quiet or progress.is_quiet()
+        self._live = not self._quiet and progress.is_live()
         self._progress: Any = None
         self._task: Any = None
 
@@ -56,31 +55,16 @@ class TuneProgress:
         if not self._live:
             self._console.print(f"tune: {done} of {total} trials finished before this run")
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(
-            TextColumn("[bold]tune"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[best]}"),
-            console=self._console,
-        )
+        self._progress = progress.status_progress("tune", transient=False)
         self._progress.start()
         self._task = self._progress.add_task(
-            "tune", total=total, completed=done, best=_best_text(records)
+            "tune", total=total, completed=done, info=_best_text(records)
         )
 
     def trial_done(self, record: TrialRecord, records: list[TrialRecord]) -> None:
         if self._progress is not None:
             self._progress.console.print(_line(record), highlight=False)
-            self._progress.update(self._task, advance=1, best=_best_text(records))
+            self._progress.update(self._task, advance=1, info=_best_text(records))
         elif not self._quiet:
             self._console.print(f"{_line(record)} | best: {_best_text(records)}", highlight=False)
         else:  # -q: one terse line per trial for CI logs

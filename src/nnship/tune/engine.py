@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nnship.core.errors import NnshipError, RecipeError
-from nnship.core.fileio import ensure_writable_dir, write_json_atomic
-from nnship.stages.cache import stable_hash
+from nnship.core.fileio import ensure_writable_dir, stable_hash, write_json_atomic
 from nnship.tune.fingerprint import machine_fingerprint
 from nnship.tune.pareto import compute_pareto, retime_fronts, write_pareto
 from nnship.tune.records import (

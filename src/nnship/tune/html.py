@@ -40,7 +40,7 @@ from nnship.validate.render.charts import (
 )
 
 # the validation report's stylesheet and table/figure markup: one look for every nnship page
-from nnship.validate.render.html import _CSS, _figure, _table
+from nnship.validate.render.page import PAGE_CSS, html_figure, html_table
 
 __all__ = ["QUALITY_METRICS", "parameter_importances", "render_tune_html", "write_tune_html"]
 
@@ -78,7 +78,7 @@ def render_tune_html(tune_dir: Path | str) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>nnship tune: {escape(settings.study if settings else tune_dir.name)}</title>"
-        f"<style>{_CSS}</style></head><body><main>",
+        f"<style>{PAGE_CSS}</style></head><body><main>",
         _header(tune_dir, pareto, trials, settings),
         _fronts(pareto, trials, metric),
         _history(trials),
@@ -265,7 +265,7 @@ def _front(
             "is proportional to the artifact's size. Grey: feasible but dominated, red rings: "
             "infeasible, both at the latency measured in their own trial. Hover for values."
         )
-        chart = _figure(svg, caption)
+        chart = html_figure(svg, caption)
     return f'<div class="front">{head}{chart}{_front_table(group, metric)}</div>'
 
 
@@ -286,7 +286,7 @@ def _front_table(group: ParetoGroup, metric: str) -> str:
         ]
         for p in group.front
     ]
-    return _table(header, rows, text_cols=(len(header) - 1,))
+    return html_table(header, rows, text_cols=(len(header) - 1,))
 
 
 def _num(value: float | None) -> str:
@@ -336,7 +336,7 @@ def _history(trials: list[TrialRecord]) -> str:
         "Each trial's fastest feasible artifact (latency as measured in the trial, across "
         "backends) and the running best; red rings: trials with no feasible artifact."
     )
-    return head + _figure(svg, caption) + "</section>"
+    return head + html_figure(svg, caption) + "</section>"
 
 
 def parameter_importances(
@@ -458,7 +458,7 @@ def _importances(tune_dir: Path, trials: list[TrialRecord], settings: TuneSettin
         f"trials' feasible ones; distributions from {source}. Parameters that are not set in "
         "every trial (conditional ones) are left out by fANOVA."
     )
-    return head + _figure(svg, caption) + "</section>"
+    return head + html_figure(svg, caption) + "</section>"
 
 
 def _trials_table(trials: list[TrialRecord]) -> str:
@@ -482,7 +482,7 @@ def _trials_table(trials: list[TrialRecord]) -> str:
         )
         cls = "pass" if t.feasible else "fail" if t.state in ("infeasible", "failed") else ""
         classes.append(["", cls, "", "", "", "", "", ""])
-    table = _table(header, rows, classes, text_cols=(1, 5, 7))
+    table = html_table(header, rows, classes, text_cols=(1, 5, 7))
     return f'<section id="trials"><h2>Trials</h2>{table}</section>'
 
 

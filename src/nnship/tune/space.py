@@ -20,26 +20,21 @@ This module imports neither torch nor optuna.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import math
 import operator
 import re
-import sys
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nnship.core import toml
+from nnship.core.fileio import stable_hash
 from nnship.recipe.tune_section import (
     CONSTRAINT_GATES,
     ChoiceSpec,
     TuneConfig,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = [
     "CONSTRAINT_GATES",
@@ -101,8 +96,8 @@ def parse_condition(text: str) -> Condition:
             )
         key, op, literal = match.groups()
         try:
-            value = tomllib.loads(f"v = {literal}")["v"]
-        except tomllib.TOMLDecodeError as exc:
+            value = toml.parse_literal(literal)
+        except toml.TOMLDecodeError as exc:
             raise ValueError(f"condition '{text}': '{literal}' is not a TOML value") from exc
         clauses.append((key, op, value))
     return Condition(text=text, clauses=clauses)
@@ -323,5 +318,4 @@ def space_hash(space: TuneSpace) -> str:
     """A short hash of what decides which trials a study proposes (the space, the conditions,
     the sampler, the seed, objectives and constraints)."""
     data = space.config.model_dump(mode="json", exclude={"trials", "timeout_s"})
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return stable_hash(data, 16)

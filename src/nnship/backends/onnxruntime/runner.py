@@ -18,9 +18,10 @@ import onnx
 
 from nnship.core import (
     Batch,
-    Runner,
+    OpenedRunner,
     TensorSpec,
     normalize_dtype,
+    runtime_spec,
 )
 from nnship.core.errors import BackendError, OnnxModelError
 from nnship.core.fileio import atomic_path
@@ -104,14 +105,10 @@ def _numpy_dtype(ort_type: str, tensor: str) -> str:
 
 
 def _spec(arg: Any) -> TensorSpec:
-    dims = tuple(
-        d if isinstance(d, int | str) and d not in ("", None) else f"{arg.name}_dim{i}"
-        for i, d in enumerate(arg.shape or [])
-    )
-    return TensorSpec(arg.name, dims, _numpy_dtype(arg.type, arg.name))
+    return runtime_spec(arg.name, arg.shape or [], _numpy_dtype(arg.type, arg.name))
 
 
-class OnnxRuntimeRunner(Runner):
+class OnnxRuntimeRunner(OpenedRunner):
     """Runs an ONNX model with ONNX Runtime.
 
     - `path`: the .onnx file (external data beside it is found by ONNX Runtime); an in-memory
@@ -221,14 +218,6 @@ class OnnxRuntimeRunner(Runner):
                 f"ONNX Runtime could not initialise {', '.join(missing)} for {where} (active: "
                 f"{', '.join(active)}); check the CUDA/TensorRT libraries, or ask for the CPU"
             )
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
 
     @property
     def session(self) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from nnship.backends.openvino.options import OpenVinoOptions
-from nnship.core import Batch, Runner, TensorSpec, resolve_backend_options
+from nnship.core import Batch, OpenedRunner, TensorSpec, resolve_backend_options, runtime_spec
 from nnship.core.errors import BackendError, require
 from nnship.core.fileio import ensure_writable_dir
 
@@ -123,13 +123,9 @@ def compile_config(options: OpenVinoOptions) -> dict[str, Any]:
 
 
 def _spec_of(port: Any, name: str) -> TensorSpec:
-    dims: list[int | str] = []
-    for axis, dim in enumerate(port.get_partial_shape()):
-        if dim.is_static:
-            dims.append(int(dim.get_length()))
-        else:
-            dims.append("batch" if axis == 0 else f"{name}_dim{axis}")
-    return TensorSpec(name, tuple(dims), np.dtype(port.get_element_type().to_dtype()).name)
+    dims = [int(d.get_length()) if d.is_static else None for d in port.get_partial_shape()]
+    dtype = np.dtype(port.get_element_type().to_dtype()).name
+    return runtime_spec(name, dims, dtype, batch_name="batch")
 
 
 def _input_name(port: Any) -> str:
@@ -143,7 +139,7 @@ def _input_name(port: Any) -> str:
     return friendly if friendly in port.get_names() else port.get_any_name()
 
 
-class OpenVinoRunner(Runner):
+class OpenVinoRunner(OpenedRunner):
     """Runs an IR (`.xml`) or an ONNX file with OpenVINO on one device.
 
     - `device`: "CPU" (default), "GPU", "NPU", "AUTO", ...; an unknown device raises
@@ -201,14 +197,6 @@ class OpenVinoRunner(Runner):
             else:
                 names.append(port.get_any_name() if port_names else f"output_{i}")
         return names
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
 
     @property
     def compiled_model(self) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from nnship.core import Batch, Runner, TensorSpec
+from nnship.core import Batch, OpenedRunner, runtime_spec
 from nnship.core.errors import BackendError, require
 
 
@@ -65,7 +65,7 @@ class _CudaStream:
         self.stream.synchronize()
 
 
-class TensorRtRunner(Runner):
+class TensorRtRunner(OpenedRunner):
     """Runs a serialized TensorRT engine on a CUDA GPU with `execute_async_v3`.
 
     `run(batch)` copies numpy inputs to the GPU and outputs back; `run_torch(tensors)` works
@@ -108,29 +108,17 @@ class TensorRtRunner(Runner):
         for i in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(i)
             dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name))).name
-            shape = tuple(self._engine.get_tensor_shape(name))
-            dims = tuple(
-                int(d) if d >= 0 else ("batch" if a == 0 else f"{name}_dim{a}")
-                for a, d in enumerate(shape)
-            )
-            spec = TensorSpec(name, dims, dtype)
+            shape = [int(d) for d in self._engine.get_tensor_shape(name)]
+            spec = runtime_spec(name, shape, dtype, batch_name="batch")
             if self._engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 inputs.append(spec)
             else:
                 outputs.append(spec)
         self._inputs, self._output_specs = inputs, outputs
         names = [s.name for s in outputs]
-        self._names = (
+        self._outputs = (
             list(output_names) if output_names and len(output_names) == len(names) else names
         )
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._names)
 
     def run_torch(self, tensors: dict[str, Any]) -> dict[str, Any]:
         """Execute on torch tensors already on the runner's device; returns torch tensors
@@ -160,7 +148,7 @@ class TensorRtRunner(Runner):
         if not self._context.execute_async_v3(self._stream.handle):
             raise BackendError(f"TensorRT execution failed in {self.name}")
         self._stream.synchronize()
-        return {name: outputs[spec.name] for name, spec in zip(self._names, self._output_specs)}
+        return {name: outputs[spec.name] for name, spec in zip(self._outputs, self._output_specs)}
 
     def _run_impl(self, batch: Batch) -> dict[str, np.ndarray]:
         torch = self._torch

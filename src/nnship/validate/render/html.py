@@ -32,34 +32,11 @@ from nnship.validate.render.charts import (
     scatter,
 )
 from nnship.validate.render.markdown import report_markdown
+from nnship.validate.render.page import PAGE_CSS, html_figure, html_table
 from nnship.validate.report import LayerDrift, Report, Row, outlier_layers
 
 MAX_LAYERS_PLOTTED = 20
 """Worst layers drawn per artifact in the per-layer drift chart."""
-
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;
-background:#f6f7f9}
-main{max-width:1000px;margin:0 auto;padding:24px 28px 48px;background:#fff}
-h1{font-size:24px;margin:0 0 8px}h2{font-size:18px;margin:32px 0 10px;border-bottom:1px solid #ddd;
-padding-bottom:4px}h3{font-size:15px;margin:18px 0 6px}
-.verdict{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff;font-size:15px;
-vertical-align:middle}.verdict.pass{background:#2e7d32}.verdict.fail{background:#c62828}
-dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:10px 0;color:#444}
-dl.meta dt{font-weight:600}dl.meta dd{margin:0;word-break:break-all}
-table{border-collapse:collapse;width:100%;margin:6px 0;font-size:13px}
-th,td{border:1px solid #ddd;padding:4px 7px;text-align:right;white-space:nowrap}
-th{background:#f0f2f5}.text{text-align:left}
-td.pass{color:#2e7d32;font-weight:600}td.fail{color:#c62828;font-weight:700}
-figure{margin:8px 0 18px}figcaption{color:#555;font-size:12.5px;margin-top:2px}
-svg.plot{width:100%;height:auto;display:block;font-size:12px}
-svg .axis{stroke:#444}svg .grid{stroke:#e6e6e6}svg .tick{fill:#555;font-size:11px}
-svg .axis-title{fill:#333;font-size:12px}svg .label{fill:#222;font-size:12px}
-svg .value{fill:#333;font-size:11px}svg .legend{fill:#555;font-size:11px}
-svg .box{fill-opacity:.25;stroke-width:1.5}svg .median{stroke:#111;stroke-width:2}
-svg .whisker{stroke-width:1.5}svg .dot{fill-opacity:.45}svg .marker{stroke:#111;stroke-width:2}
-.empty{color:#777;font-style:italic}code{font-size:12.5px}
-"""
 
 
 def render_html(report: Report) -> str:
@@ -69,7 +46,7 @@ def render_html(report: Report) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>nnship report: {status}</title><style>{_CSS}</style></head><body><main>",
+        f"<title>nnship report: {status}</title><style>{PAGE_CSS}</style></head><body><main>",
         _header(report, status),
         _summary(report),
         _gates(report),
@@ -139,29 +116,6 @@ def _header(report: Report, status: str) -> str:
     )
 
 
-def _table(
-    header: tuple[str, ...] | list[str],
-    rows: list[list[str]],
-    classes: list[list[str]] | None = None,
-    text_cols: tuple[int, ...] = (0,),
-) -> str:
-    """An HTML table; `text_cols` are left-aligned, `classes[r][c]` adds a cell class."""
-
-    def attr(c: int, extra: str = "") -> str:
-        names = " ".join(n for n in ("text" if c in text_cols else "", extra) if n)
-        return f' class="{names}"' if names else ""
-
-    head = "".join(f"<th{attr(c)}>{escape(h)}</th>" for c, h in enumerate(header))
-    body = []
-    for r, row in enumerate(rows):
-        cells = "".join(
-            f"<td{attr(c, classes[r][c] if classes else '')}>{escape(cell)}</td>"
-            for c, cell in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 def _verdict_class(cell: str) -> str:
     return "pass" if cell == "pass" else "fail" if cell.startswith("FAIL") else ""
 
@@ -169,7 +123,11 @@ def _verdict_class(cell: str) -> str:
 def _summary(report: Report) -> str:
     cells = summary_table(report)
     classes = [[""] * (len(COLUMNS) - 1) + [_verdict_class(row[-1])] for row in cells]
-    return '<section id="summary"><h2>Summary</h2>' + _table(COLUMNS, cells, classes) + "</section>"
+    return (
+        '<section id="summary"><h2>Summary</h2>'
+        + html_table(COLUMNS, cells, classes)
+        + "</section>"
+    )
 
 
 def _gates(report: Report) -> str:
@@ -180,12 +138,8 @@ def _gates(report: Report) -> str:
         rows.append(["PASS" if v.passed else "FAIL", *gate_cells(v)])
         classes.append(["pass" if v.passed else "fail", "", "", "", "", ""])
     header = ("verdict", "artifact", "gate", "threshold", "value", "detail")
-    table = _table(header, rows, classes, text_cols=(0, 1, 2, 5))
+    table = html_table(header, rows, classes, text_cols=(0, 1, 2, 5))
     return f'<section id="gates"><h2>Gates</h2>{table}</section>'
-
-
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
 def _latency(report: Report) -> str:
@@ -210,7 +164,7 @@ def _latency(report: Report) -> str:
         "Each dot is one timed run; the box spans the 25th-75th percentile, the dark line is "
         "the median, the whiskers the 1st-99th percentile. Hover for values."
     )
-    return head + _figure(svg, caption) + "</section>"
+    return head + html_figure(svg, caption) + "</section>"
 
 
 def _quality(report: Report) -> tuple[str, dict[str, float]]:
@@ -260,7 +214,7 @@ def _tradeoff(report: Report) -> str:
         points, title="accuracy vs latency", x_title=f"p50 latency (ms){batch}", y_title=y_title
     )
     caption = "Up and to the left is better. A red ring marks an artifact that failed a gate."
-    return head + _figure(svg, caption) + "</section>"
+    return head + html_figure(svg, caption) + "</section>"
 
 
 def _layers(report: Report) -> str:
@@ -300,7 +254,7 @@ def _layers(report: Report) -> str:
             "model's activations. Red: more than 10 dB below the median layer, candidates for "
             "nnship quantize --exclude. Hover for node names."
         )
-        parts.append(f"<h3>{escape(artifact)}{escape(more)}</h3>" + _figure(svg, caption))
+        parts.append(f"<h3>{escape(artifact)}{escape(more)}</h3>" + html_figure(svg, caption))
         if worst:
             names = [d.onnx_node for d in layers if d.layer in worst and d.onnx_node]
             if names:
@@ -317,7 +271,7 @@ def _output_drift(report: Report) -> str:
     rows = drift_table(report)
     if not rows:
         return ""
-    table = _table(DRIFT_COLUMNS, rows, text_cols=(0, 1))
+    table = html_table(DRIFT_COLUMNS, rows, text_cols=(0, 1))
     return f'<section id="drift"><h2>Output drift</h2>{table}</section>'
 
 
