@@ -32,3 +32,22 @@ def test_the_recipe_still_knows_every_stage_section():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_the_recipe_loads_only_config_models_and_the_core():
+    """`import nnship.recipe` reads the stages' config models, nothing of the stages themselves
+    (it loaded 90 nnship modules and onnx before the packages got lazy faces)."""
+    code = (
+        "import sys, nnship.recipe\n"
+        "mods = [m for m in sys.modules if m.startswith('nnship')]\n"
+        "print('onnx' in sys.modules)\n"
+        "print(' '.join(m for m in mods if not (m.startswith(('nnship.core', 'nnship.recipe'))\n"
+        "    or m.endswith(('.config', '.options')) or hasattr(sys.modules[m], '__path__'))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    onnx_loaded, others = proc.stdout.splitlines()
+    assert onnx_loaded == "False"
+    assert others == "", f"nnship.recipe imported {others}"

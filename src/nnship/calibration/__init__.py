@@ -4,19 +4,32 @@ pre-quantization transforms (cross-layer equalization, bias correction, activati
 See docs/calibration.md.
 """
 
-from nnship.calibration.bias_correction import BiasCorrectionReport, CorrectedLayer, correct_bias
-from nnship.calibration.config import CalibrationConfig
-from nnship.calibration.equalize import EqualizeReport, cross_layer_equalize
-from nnship.calibration.methods import METHODS, TensorRange, compute_range
-from nnship.calibration.smooth import SmoothReport, smooth_activations
-from nnship.calibration.smooth_search import smooth_with_alpha_search
-from nnship.calibration.stage import calibrate
-from nnship.calibration.statistics import collect_statistics
-from nnship.calibration.table import (
-    CalibrationTable,
-    TensorStatistics,
-    read_tensorrt_cache,
-    write_tensorrt_cache,
+from __future__ import annotations
+
+from nnship.core.lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "BiasCorrectionReport": "nnship.calibration.bias_correction",
+        "CalibrationConfig": "nnship.calibration.config",
+        "CalibrationTable": "nnship.calibration.table",
+        "CorrectedLayer": "nnship.calibration.bias_correction",
+        "EqualizeReport": "nnship.calibration.equalize",
+        "METHODS": "nnship.calibration.methods",
+        "SmoothReport": "nnship.calibration.smooth",
+        "TensorRange": "nnship.calibration.methods",
+        "TensorStatistics": "nnship.calibration.table",
+        "calibrate": "nnship.calibration.stage",
+        "collect_statistics": "nnship.calibration.statistics",
+        "compute_range": "nnship.calibration.methods",
+        "correct_bias": "nnship.calibration.bias_correction",
+        "cross_layer_equalize": "nnship.calibration.equalize",
+        "read_tensorrt_cache": "nnship.calibration.table",
+        "smooth_activations": "nnship.calibration.smooth",
+        "smooth_with_alpha_search": "nnship.calibration.smooth_search",
+        "write_tensorrt_cache": "nnship.calibration.table",
+    },
 )
 
 __all__ = [

@@ -9,20 +9,30 @@ Public surface:
 - `QuantProfile`, `get_profile(name)`, `profile_names()`
 """
 
-from nnship.quantize.config import (
-    DEFAULT_METHOD,
-    METHOD_CHOICES,
-    METHODS,
-    PRECISIONS,
-    PROFILES,
-    CalibrationSettings,
-    ExcludeConfig,
-    QuantizeConfig,
-    make_config,
+from __future__ import annotations
+
+from nnship.core.lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CalibrationSettings": "nnship.quantize.config",
+        "DEFAULT_METHOD": "nnship.quantize.config",
+        "ExcludeConfig": "nnship.quantize.config",
+        "FloatNode": "nnship.quantize.result",
+        "METHODS": "nnship.quantize.config",
+        "METHOD_CHOICES": "nnship.quantize.config",
+        "PRECISIONS": "nnship.quantize.config",
+        "PROFILES": "nnship.quantize.config",
+        "QuantProfile": "nnship.quantize.profiles",
+        "QuantizeConfig": "nnship.quantize.config",
+        "QuantizeResult": "nnship.quantize.result",
+        "get_profile": "nnship.quantize.profiles",
+        "make_config": "nnship.quantize.config",
+        "profile_names": "nnship.quantize.profiles",
+        "quantize": "nnship.quantize.pipeline",
+    },
 )
-from nnship.quantize.pipeline import quantize
-from nnship.quantize.profiles import QuantProfile, get_profile, profile_names
-from nnship.quantize.result import FloatNode, QuantizeResult
 
 __all__ = [
     "DEFAULT_METHOD",

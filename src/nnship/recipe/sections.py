@@ -68,10 +68,10 @@ if TYPE_CHECKING:  # type checkers see the real models; at run time they may be 
     from nnship.compress.config import DistillConfig, PruneConfig
     from nnship.exporter.config import ExportConfig
     from nnship.quantize.config import QuantizeConfig
-    from nnship.sources.data import DataConfig
+    from nnship.sources.config import DataConfig
     from nnship.validate.config import ValidateConfig
 else:
-    DataConfig = _stage_class("data", "nnship.sources.data", "DataConfig")
+    DataConfig = _stage_class("data", "nnship.sources.config", "DataConfig")
     ExportConfig = _stage_class("export", "nnship.exporter.config", "ExportConfig")
     PruneConfig = _stage_class("prune", "nnship.compress.config", "PruneConfig")
     DistillConfig = _stage_class("distill", "nnship.compress.config", "DistillConfig")

@@ -7,13 +7,27 @@
 The model names import torch, so they load on first use: `import nnship.sources` stays light.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from nnship.sources.arrays import ArrayData
-from nnship.sources.data import DataConfig, DataKind, open_data, open_data_config
-from nnship.sources.images import ImageFolderData, ImagePreprocess, preprocess_image
+from nnship.core.lazy import lazy_exports
 
-_MODEL_NAMES = ("LoadedModel", "load_model", "load_state_dict", "save_pt2")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ArrayData": "nnship.sources.arrays",
+        "DataConfig": "nnship.sources.config",
+        "DataKind": "nnship.sources.config",
+        "ImageFolderData": "nnship.sources.images",
+        "ImagePreprocess": "nnship.sources.config",
+        "LoadedModel": "nnship.sources.models",
+        "load_model": "nnship.sources.models",
+        "load_state_dict": "nnship.sources.models",
+        "open_data": "nnship.sources.data",
+        "open_data_config": "nnship.sources.data",
+        "preprocess_image": "nnship.sources.images",
+        "save_pt2": "nnship.sources.models",
+    },
+)
 
 __all__ = [
     "ArrayData",
@@ -29,11 +43,3 @@ __all__ = [
     "preprocess_image",
     "save_pt2",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODEL_NAMES:
-        from nnship.sources import models
-
-        return getattr(models, name)
-    raise AttributeError(f"module 'nnship.sources' has no attribute {name!r}")

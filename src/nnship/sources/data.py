@@ -11,41 +11,21 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from nnship.core import DataSource, LabeledBatch, TensorSpec
 from nnship.core.errors import DataError
 from nnship.core.fileio import sha256_file
 from nnship.sources._importing import looks_like_object_spec, resolve_object
 from nnship.sources.arrays import ArrayData
+from nnship.sources.config import DataConfig, DataKind, ImagePreprocess
 from nnship.sources.conform import check_header, conform_batch, relax_batch_axis
-from nnship.sources.images import ImageFolderData, ImagePreprocess, has_images
+from nnship.sources.images import ImageFolderData, has_images
 from nnship.sources.streams import ArrayFolderData, CallableData, CheckedData, _chunk_of
 
 __all__ = ["DataConfig", "DataKind", "FileArrayData", "open_data", "open_data_config"]
-
-DataKind = Literal["auto", "npy", "npz", "folder", "images", "callable"]
-
-
-class DataConfig(BaseModel):
-    """A data section of the recipe (`[data.calibration]`, `[data.evaluation]`).
-
-    `path`: a file or folder (relative to the recipe's folder), or `package.module:callable`.
-    `kind`: "auto" (default) detects it from the path; `limit`: use at most this many samples
-    (default: all); `labels_key`: the labels array's key in `.npz` files / callable dicts
-    (default "labels"); `image`: preprocessing for an image folder.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    kind: DataKind = "auto"
-    limit: int | None = Field(default=None, gt=0)
-    labels_key: str = "labels"
-    image: ImagePreprocess | None = None
 
 
 class FileArrayData(ArrayData):

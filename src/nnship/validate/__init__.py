@@ -12,25 +12,48 @@ Public surface:
   `compare_report_files`, `open_runner`
 """
 
-from nnship.core.environment import Environment, capture_environment
-from nnship.metrics.latency import latency_batch, measure_latency, timed_load, track_memory
-from nnship.validate.bench import BenchResult, bench
-from nnship.validate.commands import compare_report_files, open_runner, validate_models
-from nnship.validate.compare import CompareThresholds, Comparison, Threshold, compare_reports
-from nnship.validate.config import Gates, LatencyConfig, ValidateConfig
-from nnship.validate.gates import check_gates
-from nnship.validate.outputs import OutputRecorder, SavedOutputs, SavedOutputsRunner, save_outputs
-from nnship.validate.render.terminal import print_latency, print_report
-from nnship.validate.report import (
-    SCHEMA_VERSION,
-    GateVerdict,
-    LatencyStats,
-    LayerDrift,
-    MemoryStats,
-    Report,
-    Row,
+from __future__ import annotations
+
+from nnship.core.lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "BenchResult": "nnship.validate.bench",
+        "CompareThresholds": "nnship.validate.compare",
+        "Comparison": "nnship.validate.compare",
+        "Environment": "nnship.core.environment",
+        "GateVerdict": "nnship.validate.report",
+        "Gates": "nnship.validate.config",
+        "LatencyConfig": "nnship.validate.config",
+        "LatencyStats": "nnship.validate.report",
+        "LayerDrift": "nnship.validate.report",
+        "MemoryStats": "nnship.validate.report",
+        "OutputRecorder": "nnship.validate.outputs",
+        "Report": "nnship.validate.report",
+        "Row": "nnship.validate.report",
+        "SCHEMA_VERSION": "nnship.validate.report",
+        "SavedOutputs": "nnship.validate.outputs",
+        "SavedOutputsRunner": "nnship.validate.outputs",
+        "Threshold": "nnship.validate.compare",
+        "ValidateConfig": "nnship.validate.config",
+        "bench": "nnship.validate.bench",
+        "capture_environment": "nnship.core.environment",
+        "check_gates": "nnship.validate.gates",
+        "compare_report_files": "nnship.validate.commands",
+        "compare_reports": "nnship.validate.compare",
+        "latency_batch": "nnship.metrics.latency",
+        "measure_latency": "nnship.metrics.latency",
+        "open_runner": "nnship.validate.commands",
+        "print_latency": "nnship.validate.render.terminal",
+        "print_report": "nnship.validate.render.terminal",
+        "save_outputs": "nnship.validate.outputs",
+        "timed_load": "nnship.metrics.latency",
+        "track_memory": "nnship.metrics.latency",
+        "validate": "nnship.validate.validate",
+        "validate_models": "nnship.validate.commands",
+    },
 )
-from nnship.validate.validate import validate
 
 __all__ = [
     "BenchResult",

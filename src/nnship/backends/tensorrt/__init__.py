@@ -4,21 +4,16 @@ it), `options.py` (`[backends.tensorrt]`)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nnship.core.lazy import lazy_exports
 
-_LAZY = {
-    "TensorRtBackend": "nnship.backends.tensorrt.backend",
-    "TensorRtOptions": "nnship.backends.tensorrt.options",
-    "TensorRtRunner": "nnship.backends.tensorrt.runner",
-    "resolve_options": "nnship.backends.tensorrt.backend",
-    "tensorrt_unavailable_reason": "nnship.backends.tensorrt.backend",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the runner and backend modules on first use: importing the options (the recipe
-    does) must not import the runtime"s modules."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The options are light (the recipe imports them); the runner and backend modules load on use.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "TensorRtBackend": "nnship.backends.tensorrt.backend",
+        "TensorRtOptions": "nnship.backends.tensorrt.options",
+        "TensorRtRunner": "nnship.backends.tensorrt.runner",
+        "resolve_options": "nnship.backends.tensorrt.backend",
+        "tensorrt_unavailable_reason": "nnship.backends.tensorrt.backend",
+    },
+)
