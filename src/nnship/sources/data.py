@@ -18,7 +18,7 @@ import numpy as np
 from nnship.core import DataSource, LabeledBatch, TensorSpec
 from nnship.core.errors import DataError
 from nnship.core.fileio import sha256_file
-from nnship.sources._importing import looks_like_object_spec, resolve_object
+from nnship.core.importing import looks_like_object_spec, resolve_object
 from nnship.sources.arrays import ArrayData
 from nnship.sources.config import DataConfig, DataKind, ImagePreprocess
 from nnship.sources.conform import check_header, conform_batch, relax_batch_axis

@@ -28,7 +28,7 @@ from torch import nn
 from nnship.core import Batch, TensorSpec, example_batch
 from nnship.core.errors import ModelSourceError
 from nnship.core.fileio import sha256_file
-from nnship.sources._importing import looks_like_object_spec, resolve_object
+from nnship.core.importing import looks_like_object_spec, resolve_object
 from nnship.sources.pt2 import ExportedModule, load_pt2, save_pt2
 
 __all__ = ["ExportedModule", "LoadedModel", "load_model", "load_state_dict", "save_pt2"]
