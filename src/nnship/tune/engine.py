@@ -150,19 +150,17 @@ def _finished_count(study: Any) -> tuple[int, int]:
 
 
 def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space: TuneSpace) -> None:
-    """A trial appended to trials.jsonl but killed before Optuna was told: tell it now."""
+    """A trial appended to trials.jsonl but killed before Optuna was told: tell it now. Its
+    user attributes are in the study already: `_run_one` sets them on the live trial before
+    it appends the record."""
     from optuna.trial import TrialState
 
-    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
-    storage = study._storage
     if record.state == "pruned":
-        storage.set_trial_state_values(frozen._trial_id, state=TrialState.PRUNED)
+        study.tell(trial_number, state=TrialState.PRUNED)
     elif record.state == "failed":
-        storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+        study.tell(trial_number, state=TrialState.FAIL)
     else:
-        values, constraints = _optuna_values(record, space)
-        storage.set_trial_user_attr(frozen._trial_id, CONSTRAINTS_ATTR, constraints)
-        storage.set_trial_state_values(frozen._trial_id, state=TrialState.COMPLETE, values=values)
+        study.tell(trial_number, _optuna_values(record, space)[0])
 
 
 def _optuna_values(record: TrialRecord, space: TuneSpace) -> tuple[list[float], list[float]]:
