@@ -41,9 +41,10 @@ __all__ = [
     "DEFAULT_HEARTBEAT_S",
     "GRACE_ENV",
     "HEARTBEAT_ENV",
-    "HeartbeatThread",
     "StorageError",
+    "TrialHeartbeat",
     "default_storage_url",
+    "heartbeat_interval",
     "open_storage",
     "redact_url",
 ]
@@ -282,32 +283,65 @@ def _schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
         engine.dispose()
 
 
-class HeartbeatThread:
-    """Records a running trial's heartbeat every interval while a trial runs (Optuna does this
-    itself only inside `study.optimize`; the tune engine uses ask-and-tell). A no-op when the
-    storage has no heartbeat."""
+def heartbeat_interval(storage: Any) -> int | None:
+    """Seconds between a running trial's heartbeats on `storage` (an Optuna storage), None
+    where there are none: an `RDBStorage` opened without an interval (the embedded file: one
+    machine, a killed run is resumed with `--resume`) and storages without heartbeats
+    (in-memory, journal)."""
+    import optuna
 
-    def __init__(self, storage: Any, trial_id: int) -> None:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return None
+    return storage.get_heartbeat_interval() or None
 
-        self._storage = storage
-        self._trial_id = trial_id
+
+class TrialHeartbeat:
+    """The heartbeat of trial `trial_number` of study `study_name` while it runs: one at once
+    with `beat()`, then one every interval on a thread while the `with` block runs. A no-op
+    where `storage` has no heartbeat.
+
+    Why nnship runs the thread: Optuna records heartbeats only inside `Study.optimize`, with a
+    thread from a private module keyed by the trial's private id; it has no public heartbeat
+    for ask-and-tell trials (optuna/optuna#3293 was closed without one, and `Study.ask` warns
+    that heartbeats are "supposed to be used with Study.optimize"). The least private
+    documented path is the one taken here: `RDBStorage.record_heartbeat(trial_id)` and
+    `RDBStorage.get_heartbeat_interval()`, listed in RDBStorage's API reference, called on the
+    storage nnship constructed itself (`open_storage`; never the study's private handle on it),
+    with the trial's id looked up through the documented `BaseStorage` interface
+    (`get_study_id_from_name`, `get_trial_id_from_study_id_trial_number`). Building each trial
+    inside `study.optimize(n_trials=1)` would get Optuna's own thread, but would hand the loop
+    (failure handling, the record-before-tell order, the ask lock) to an objective callback.
+    """
+
+    def __init__(self, storage: Any, study_name: str, trial_number: int) -> None:
+        self.storage = storage
+        self.interval = heartbeat_interval(storage)
+        self.trial_id: int | None = None
+        if self.interval:
+            study_id = storage.get_study_id_from_name(study_name)
+            self.trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if is_heartbeat_enabled(storage):
-            self._interval = float(storage.get_heartbeat_interval())
-            self._thread = threading.Thread(target=self._beat, daemon=True, name="tune-heartbeat")
 
-    def _beat(self) -> None:
+    def beat(self) -> None:
+        """Record one heartbeat now."""
+        if self.trial_id is not None:
+            self.storage.record_heartbeat(self.trial_id)
+
+    def _beat_until_stopped(self) -> None:
+        assert self.interval is not None
         while not self._stop.is_set():
             try:
-                self._storage.record_heartbeat(self._trial_id)
+                self.beat()
             except Exception as exc:  # a hiccup of the server must not kill the trial
-                log.warning("heartbeat of trial id %s failed: %s", self._trial_id, exc)
-            self._stop.wait(self._interval)
+                log.warning("heartbeat of trial id %s failed: %s", self.trial_id, exc)
+            self._stop.wait(self.interval)
 
-    def __enter__(self) -> HeartbeatThread:
-        if self._thread is not None:
+    def __enter__(self) -> TrialHeartbeat:
+        if self.trial_id is not None:
+            self._thread = threading.Thread(
+                target=self._beat_until_stopped, daemon=True, name="tune-heartbeat"
+            )
             self._thread.start()
         return self
 
