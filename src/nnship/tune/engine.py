@@ -41,8 +41,8 @@ from nnship.tune.records import (
 from nnship.tune.space import TuneSpace, space_hash, validate_space
 from nnship.tune.storage import (
     TrialHeartbeat,
-    ask_lock,
     heartbeat_interval,
+    open_ask_lock,
     open_storage,
     redact_url,
 )
@@ -292,6 +292,7 @@ def run_tune(
     run.resumed_interrupted = _recover(study, tune_dir, space, fingerprint)
     started_run = time.time()
     done, _ = _finished_count(study)
+    lock = open_ask_lock(storage_url, tune_dir, name)
     if progress is not None:
         progress.start(budget, done, read_trials(tune_dir))
     try:
@@ -299,7 +300,7 @@ def run_tune(
             if timeout is not None and time.time() - started_run >= timeout:
                 run.stopped_by = "timeout"
                 break
-            with ask_lock(study, tune_dir):
+            with lock:
                 optuna.storages.fail_stale_trials(study)
                 done, running = _finished_count(study)
                 grid_done = cfg.sampler == "grid" and study.sampler.is_exhausted(study)
@@ -323,6 +324,7 @@ def run_tune(
             if progress is not None:
                 progress.trial_done(record, read_trials(tune_dir))
     finally:
+        lock.close()
         gc.unfreeze()
         if progress is not None:
             progress.stop()
