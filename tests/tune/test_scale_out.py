@@ -1,7 +1,8 @@
 """Scale-out on one shared PostgreSQL study (the fixture's real server): real `nnship tune ...
 --storage URL --study S` worker processes on a quantize-only grid over the tiny digits CNN.
 
-- two workers started together finish the grid between them, every point exactly once;
+- two workers started together finish the grid between them, every point exactly once (also
+  on one SQLite file, with a tune folder each: the ask lock lives in the study's database);
 - a worker SIGKILLed mid-trial loses nothing: the other worker reruns its trial (heartbeat
   every 1 s, dead after 3 s, set through $NNSHIP_TUNE_HEARTBEAT_S / $NNSHIP_TUNE_GRACE_S);
 - a worker with another recipe on the same study is refused (exit 2);
@@ -127,6 +128,27 @@ def test_two_workers_finish_the_grid_with_every_point_once(two_workers, tmp_path
     assert sorted(r["number"] for r in records) == list(range(len(METHODS)))
     assert len({r["worker"] for r in records}) == 2  # both workers took trials, one folder
     assert {r["state"] for r in records} == {"complete"}
+
+
+def test_two_workers_on_one_sqlite_file_run_every_grid_point_once(grid_recipe, tmp_path):
+    """The ask lock is a row in the study's own database, so it serialises workers on any
+    database Optuna supports: here an SQLite file (as on a disk several hosts share), each
+    worker with its own tune folder, so nothing on the local disk could serialise them."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    outs = [tmp_path / "a", tmp_path / "b"]
+    procs = [_worker(grid_recipe, url, out) for out in outs]
+    assert [_wait(p) for p in procs] == [0, 0], [_log(o)[-2000:] for o in outs]
+    study = _study(url, tmp_path)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert _methods(complete) == sorted(METHODS)  # every grid point exactly once
+    assert len(study.trials) == len(METHODS)  # nothing run twice, nothing failed
+    records = [
+        r
+        for out in outs
+        if (out / "tune" / "trials.jsonl").exists()
+        for r in _records(out / "tune")
+    ]
+    assert sorted(r["number"] for r in records) == list(range(len(METHODS)))
 
 
 def test_a_worker_with_another_recipe_is_refused(two_workers, grid_recipe, tmp_path):

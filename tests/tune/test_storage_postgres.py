@@ -12,7 +12,7 @@ import time
 import optuna
 import pytest
 
-from nnship.tune.storage import StorageError, open_storage
+from nnship.tune.storage import StorageError, TrialHeartbeat, open_storage
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_a_trial_without_heartbeat_is_failed_and_requeued_with_its_params(postgr
     study = optuna.create_study(storage=storage, study_name="hb", directions=["minimize"])
     trial = study.ask()
     trial.suggest_categorical("quantize.method", ["entropy", "mse"])
-    storage.record_heartbeat(trial._trial_id)  # then the "worker" dies: no more heartbeats
+    TrialHeartbeat(storage, "hb", trial.number).beat()  # then the "worker" dies: no more beats
     time.sleep(2.5)
     optuna.storages.fail_stale_trials(study)  # what a surviving worker does before asking
     states = [t.state for t in study.trials]

@@ -39,7 +39,13 @@ from nnship.tune.records import (
     read_trials,
 )
 from nnship.tune.space import TuneSpace, space_hash, validate_space
-from nnship.tune.storage import HeartbeatThread, ask_lock, open_storage, redact_url
+from nnship.tune.storage import (
+    TrialHeartbeat,
+    heartbeat_interval,
+    open_ask_lock,
+    open_storage,
+    redact_url,
+)
 from nnship.tune.study import (
     CONSTRAINTS_ATTR,
     WORKER_ATTR,
@@ -150,19 +156,17 @@ def _finished_count(study: Any) -> tuple[int, int]:
 
 
 def _tell_from_record(study: Any, trial_number: int, record: TrialRecord, space: TuneSpace) -> None:
-    """A trial appended to trials.jsonl but killed before Optuna was told: tell it now."""
+    """A trial appended to trials.jsonl but killed before Optuna was told: tell it now. Its
+    user attributes are in the study already: `_run_one` sets them on the live trial before
+    it appends the record."""
     from optuna.trial import TrialState
 
-    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial_number)
-    storage = study._storage
     if record.state == "pruned":
-        storage.set_trial_state_values(frozen._trial_id, state=TrialState.PRUNED)
+        study.tell(trial_number, state=TrialState.PRUNED)
     elif record.state == "failed":
-        storage.set_trial_state_values(frozen._trial_id, state=TrialState.FAIL)
+        study.tell(trial_number, state=TrialState.FAIL)
     else:
-        values, constraints = _optuna_values(record, space)
-        storage.set_trial_user_attr(frozen._trial_id, CONSTRAINTS_ATTR, constraints)
-        storage.set_trial_state_values(frozen._trial_id, state=TrialState.COMPLETE, values=values)
+        study.tell(trial_number, _optuna_values(record, space)[0])
 
 
 def _optuna_values(record: TrialRecord, space: TuneSpace) -> tuple[list[float], list[float]]:
@@ -288,6 +292,7 @@ def run_tune(
     run.resumed_interrupted = _recover(study, tune_dir, space, fingerprint)
     started_run = time.time()
     done, _ = _finished_count(study)
+    lock = open_ask_lock(storage_url, tune_dir, name)
     if progress is not None:
         progress.start(budget, done, read_trials(tune_dir))
     try:
@@ -295,27 +300,31 @@ def run_tune(
             if timeout is not None and time.time() - started_run >= timeout:
                 run.stopped_by = "timeout"
                 break
-            with ask_lock(study, tune_dir):
+            with lock:
                 optuna.storages.fail_stale_trials(study)
                 done, running = _finished_count(study)
                 grid_done = cfg.sampler == "grid" and study.sampler.is_exhausted(study)
                 over = (done + running >= budget or grid_done) and _waiting(study) == 0
-                trial = None if over else _ask(study)
-            if trial is None:
+                asked = None if over else _ask(study, storage)
+            if asked is None:
                 # Another worker's trial still RUNNING may belong to a dead worker: with
                 # heartbeats it goes stale after the grace period and is re-queued (WAITING),
                 # and this worker must be there to rerun it, or the study ends one trial short.
-                interval = _heartbeat_interval(study)
+                interval = heartbeat_interval(storage)
                 if running and interval:
                     time.sleep(min(interval, 5))
                     continue
                 run.stopped_by = "grid exhausted" if grid_done else "trials"
                 break
-            record = _run_one(study, trial, recipe, space, tune_dir, cache_dir, fingerprint)
+            trial, heartbeat = asked
+            record = _run_one(
+                study, trial, heartbeat, recipe, space, tune_dir, cache_dir, fingerprint
+            )
             run.ran.append(record)
             if progress is not None:
                 progress.trial_done(record, read_trials(tune_dir))
     finally:
+        lock.close()
         gc.unfreeze()
         if progress is not None:
             progress.stop()
@@ -329,17 +338,6 @@ def run_tune(
     write_tune_html(tune_dir, tune_dir / "tune.html")
     run.pareto = pareto
     return run
-
-
-def _heartbeat_interval(study: Any) -> int | None:
-    """The storage's heartbeat interval in seconds, None where it has no heartbeats (the
-    embedded storage: one machine, a killed run is resumed with `--resume` instead)."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    storage = study._storage
-    if not is_heartbeat_enabled(storage):
-        return None
-    return int(storage.get_heartbeat_interval() or 0) or None
 
 
 def _waiting(study: Any) -> int:
@@ -408,20 +406,21 @@ def _known_hopeless(tune_dir: Path, key: str | None) -> str | None:
     return None
 
 
-def _ask(study: Any) -> Any:
-    """A new trial (a re-queued one first), its first heartbeat recorded at once: Optuna counts
-    a trial as stale only once it has one, so a worker killed before its heartbeat thread starts
-    still leaves a trial that the others rerun."""
+def _ask(study: Any, storage: Any) -> tuple[Any, TrialHeartbeat]:
+    """A new trial (a re-queued one first) and its heartbeat, the first one recorded at once:
+    Optuna counts a trial as stale only once it has one, so a worker killed before its
+    heartbeat thread starts still leaves a trial that the others rerun."""
     trial = study.ask()
-    if _heartbeat_interval(study):
-        study._storage.record_heartbeat(trial._trial_id)
+    heartbeat = TrialHeartbeat(storage, study.study_name, trial.number)
+    heartbeat.beat()
     trial.set_user_attr(WORKER_ATTR, worker_name())
-    return trial
+    return trial, heartbeat
 
 
 def _run_one(
     study: Any,
     trial: Any,
+    heartbeat: TrialHeartbeat,
     recipe: Any,
     space: TuneSpace,
     tune_dir: Path,
@@ -454,7 +453,7 @@ def _run_one(
         if build_dir.exists():
             shutil.rmtree(build_dir)
         log.info("trial %d: %s", trial.number, params)
-        with HeartbeatThread(study._storage, trial._trial_id):
+        with heartbeat:
             result = build(
                 trial_rec,
                 output_dir=build_dir,

@@ -6,15 +6,18 @@
   its trial is failed and re-queued with the same parameters (Optuna's
   `RetryHeartbeatStaleTrialCallback`, the documented multi-node mode).
 
-The tune engine only talks to `optuna.storages.BaseStorage`, so the same code runs on one
-laptop or on many workers of one study.
+The tune engine talks to the study through Optuna's public API (ask, tell, user attributes,
+`optuna.storages.fail_stale_trials`), so the same code runs on one laptop or on many workers
+of one study, whatever the database. Beside Optuna's tables nnship keeps one of its own in the
+same database, the ask lock's (`nnship.tune.ask_lock`, opened with `open_ask_lock`); and
+`TrialHeartbeat` records the heartbeats of an ask-and-tell trial (see there why nnship does).
 
 PostgreSQL specifics: a URL without a driver (`postgresql://`) gets the installed one (SQLAlchemy
 2.1 would otherwise insist on psycopg 3); connecting times out after `CONNECT_TIMEOUT_S`; the
-tables are created under an advisory lock, because `CREATE TABLE IF NOT EXISTS` is not atomic in
-PostgreSQL and workers started together on an empty database would otherwise race (one dies on
-`duplicate key ... pg_type_typname_nsp_index`). Every failure is one `StorageError` line naming
-the host, never the password.
+tables (Optuna's and the ask lock's) are created under an advisory lock, because `CREATE TABLE
+IF NOT EXISTS` is not atomic in PostgreSQL and workers started together on an empty database
+would otherwise race (one dies on `duplicate key ... pg_type_typname_nsp_index`). Every failure
+is one `StorageError` line naming the host, never the password.
 """
 
 from __future__ import annotations
@@ -26,24 +29,28 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from nnship.core.errors import NnshipError
+from nnship.tune.ask_lock import ASK_LOCK_LEASE_S, AskLock, ask_lock_table
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 __all__ = [
-    "ask_lock",
     "DEFAULT_DB_NAME",
     "DEFAULT_HEARTBEAT_S",
     "GRACE_ENV",
     "HEARTBEAT_ENV",
-    "HeartbeatThread",
     "StorageError",
+    "TrialHeartbeat",
     "default_storage_url",
+    "heartbeat_interval",
+    "open_ask_lock",
     "open_storage",
     "redact_url",
 ]
@@ -67,7 +74,6 @@ CONNECT_TIMEOUT_S = 10
 """Seconds a database server may take to accept a connection before the run gives up."""
 
 _SCHEMA_LOCK_KEY = 0x6E6E73686970  # "nnship": the advisory lock serialising table creation
-_ASK_LOCK_CLASS = 0x6E6E  # with the study id: the advisory lock serialising workers' asks
 
 _DRIVERS = {
     # backend: [(module, SQLAlchemy driver name, pip package)], preferred first
@@ -126,13 +132,7 @@ def open_storage(
     if grace_period is None and not embedded:
         grace_period = _env_seconds(GRACE_ENV)
     given, url = url, _with_driver(url)
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # several processes of one machine may share the file: wait for its lock
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    else:
-        engine_kwargs["pool_pre_ping"] = True
-        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    engine_kwargs = _engine_kwargs(url)
     # Heartbeats and stale-trial retry are Optuna's documented multi-node mode, marked
     # experimental since 2.8; the warnings say nothing a tune user can act on.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -144,9 +144,29 @@ def open_storage(
             "grace_period": grace_period or 2 * heartbeat_interval,
             "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(),
         }
+    with _opening(given):
+        return _create_schema(
+            url,
+            engine_kwargs,
+            lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs),
+        )
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine settings of a study database (`url` with its driver)."""
+    if url.startswith("sqlite"):
+        # several processes (of one machine, or hosts sharing the disk) share the file: each
+        # write waits up to 60 s for the file's lock
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+
+
+@contextlib.contextmanager
+def _opening(given: str) -> Iterator[None]:
+    """Any failure to open or reach the storage `given` (the URL as the user wrote it) as one
+    `StorageError` line."""
     try:
-        with _schema_lock(url, engine_kwargs):
-            return _open_rdb(url, engine_kwargs, kwargs)
+        yield
     except StorageError:
         raise
     except ImportError as exc:  # a missing database driver (psycopg2, ...)
@@ -158,23 +178,24 @@ def open_storage(
         raise _storage_error(given, exc) from exc
 
 
-def _open_rdb(url: str, engine_kwargs: dict[str, Any], kwargs: dict[str, Any]) -> Any:
-    """Optuna's RDBStorage. PostgreSQL is serialised by `_schema_lock`; elsewhere (several
-    processes on one SQLite file) processes started together race to create the schema (one
-    fails on the version table's unique key) and the schema is there a moment later: retry."""
-    import optuna
-
+def _create_schema(url: str, engine_kwargs: dict[str, Any], create: Callable[[], T]) -> T:
+    """`create()` (which creates tables when they are missing), safe against other workers
+    doing the same at the same moment. PostgreSQL is serialised by `_schema_lock`; elsewhere
+    (several processes on one SQLite file) processes started together race to create the
+    schema (one fails on a unique key or an existing table) and the schema is there a moment
+    later: retry."""
     attempts = 1 if _backend(url) == "postgresql" else OPEN_ATTEMPTS
-    for attempt in range(attempts):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-        except ImportError:
-            raise
-        except Exception as exc:  # sqlalchemy's IntegrityError / OperationalError
-            if attempt + 1 == attempts:
+    with _schema_lock(url, engine_kwargs):
+        for attempt in range(attempts):
+            try:
+                return create()
+            except ImportError:
                 raise
-            log.debug("opening %s failed (attempt %d): %s", redact_url(url), attempt + 1, exc)
-            time.sleep(OPEN_RETRY_S * (attempt + 1))
+            except Exception as exc:  # sqlalchemy's IntegrityError / OperationalError
+                if attempt + 1 == attempts:
+                    raise
+                log.debug("opening %s failed (attempt %d): %s", redact_url(url), attempt + 1, exc)
+                time.sleep(OPEN_RETRY_S * (attempt + 1))
     raise AssertionError("unreachable")
 
 
@@ -282,32 +303,65 @@ def _schema_lock(url: str, engine_kwargs: dict[str, Any]) -> Iterator[None]:
         engine.dispose()
 
 
-class HeartbeatThread:
-    """Records a running trial's heartbeat every interval while a trial runs (Optuna does this
-    itself only inside `study.optimize`; the tune engine uses ask-and-tell). A no-op when the
-    storage has no heartbeat."""
+def heartbeat_interval(storage: Any) -> int | None:
+    """Seconds between a running trial's heartbeats on `storage` (an Optuna storage), None
+    where there are none: an `RDBStorage` opened without an interval (the embedded file: one
+    machine, a killed run is resumed with `--resume`) and storages without heartbeats
+    (in-memory, journal)."""
+    import optuna
 
-    def __init__(self, storage: Any, trial_id: int) -> None:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return None
+    return storage.get_heartbeat_interval() or None
 
-        self._storage = storage
-        self._trial_id = trial_id
+
+class TrialHeartbeat:
+    """The heartbeat of trial `trial_number` of study `study_name` while it runs: one at once
+    with `beat()`, then one every interval on a thread while the `with` block runs. A no-op
+    where `storage` has no heartbeat.
+
+    Why nnship runs the thread: Optuna records heartbeats only inside `Study.optimize`, with a
+    thread from a private module keyed by the trial's private id; it has no public heartbeat
+    for ask-and-tell trials (optuna/optuna#3293 was closed without one, and `Study.ask` warns
+    that heartbeats are "supposed to be used with Study.optimize"). The least private
+    documented path is the one taken here: `RDBStorage.record_heartbeat(trial_id)` and
+    `RDBStorage.get_heartbeat_interval()`, listed in RDBStorage's API reference, called on the
+    storage nnship constructed itself (`open_storage`; never the study's private handle on it),
+    with the trial's id looked up through the documented `BaseStorage` interface
+    (`get_study_id_from_name`, `get_trial_id_from_study_id_trial_number`). Building each trial
+    inside `study.optimize(n_trials=1)` would get Optuna's own thread, but would hand the loop
+    (failure handling, the record-before-tell order, the ask lock) to an objective callback.
+    """
+
+    def __init__(self, storage: Any, study_name: str, trial_number: int) -> None:
+        self.storage = storage
+        self.interval = heartbeat_interval(storage)
+        self.trial_id: int | None = None
+        if self.interval:
+            study_id = storage.get_study_id_from_name(study_name)
+            self.trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        if is_heartbeat_enabled(storage):
-            self._interval = float(storage.get_heartbeat_interval())
-            self._thread = threading.Thread(target=self._beat, daemon=True, name="tune-heartbeat")
 
-    def _beat(self) -> None:
+    def beat(self) -> None:
+        """Record one heartbeat now."""
+        if self.trial_id is not None:
+            self.storage.record_heartbeat(self.trial_id)
+
+    def _beat_until_stopped(self) -> None:
+        assert self.interval is not None
         while not self._stop.is_set():
             try:
-                self._storage.record_heartbeat(self._trial_id)
+                self.beat()
             except Exception as exc:  # a hiccup of the server must not kill the trial
-                log.warning("heartbeat of trial id %s failed: %s", self._trial_id, exc)
-            self._stop.wait(self._interval)
+                log.warning("heartbeat of trial id %s failed: %s", self.trial_id, exc)
+            self._stop.wait(self.interval)
 
-    def __enter__(self) -> HeartbeatThread:
-        if self._thread is not None:
+    def __enter__(self) -> TrialHeartbeat:
+        if self.trial_id is not None:
+            self._thread = threading.Thread(
+                target=self._beat_until_stopped, daemon=True, name="tune-heartbeat"
+            )
             self._thread.start()
         return self
 
@@ -317,37 +371,23 @@ class HeartbeatThread:
             self._thread.join(timeout=5)
 
 
-@contextlib.contextmanager
-def ask_lock(study: Any, tune_dir: Path) -> Iterator[None]:
-    """Serialise "is work left? then ask for a trial" across the workers of one study.
+def open_ask_lock(
+    url: str | None, tune_dir: Path | str, study_name: str, *, lease_s: float = ASK_LOCK_LEASE_S
+) -> AskLock:
+    """The `AskLock` of study `study_name` in the storage `url` (None: the tune folder's
+    embedded file), its table created when missing. Raises `StorageError` as `open_storage`
+    does."""
+    import sqlalchemy
 
-    Without it two workers that check at once both ask: a study ends with one trial more than
-    its budget, and Optuna's GridSampler (which picks among the points no trial holds yet)
-    hands both the same point. On PostgreSQL the lock is a session advisory lock keyed by the
-    study, so it holds across machines; elsewhere (the embedded SQLite, shared by processes
-    on one machine) an exclusive `flock` on a file in the tune folder.
-    """
-    backend = getattr(study._storage, "_backend", study._storage)
-    url = str(getattr(backend, "url", ""))
-    if url.startswith("postgresql"):
-        import sqlalchemy
-
-        key = {"c": _ASK_LOCK_CLASS, "s": int(study._study_id)}
-        with backend.engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:c, :s)"), key)
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:c, :s)"), key)
-                conn.commit()
-        return
-    import fcntl
-
-    Path(tune_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(tune_dir) / ".ask.lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    given = url or default_storage_url(tune_dir)
+    url = _with_driver(given)
+    engine_kwargs = _engine_kwargs(url)
+    table = ask_lock_table()
+    with _opening(given):
+        engine = sqlalchemy.create_engine(url, **engine_kwargs)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _create_schema(url, engine_kwargs, lambda: table.create(engine, checkfirst=True))
+        except BaseException:
+            engine.dispose()
+            raise
+    return AskLock(engine, table, study_name, lease_s)

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 from typing import Any
 
 from nnship.core.errors import RecipeError
 from nnship.tune.space import TuneSpace
+from nnship.tune.trial import worker_gone, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -182,34 +181,24 @@ def _check_directions(study: Any, directions: list[str], name: str) -> None:
         )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_interrupted(study: Any) -> list[Any]:
-    """Fail the RUNNING trials whose worker on this host is gone and re-queue each with its
-    parameters; returns the failed trials (frozen)."""
+    """Fail the RUNNING trials whose worker on this host is gone (or is this process: a run
+    that stopped mid-trial) and re-queue each with its parameters; returns the failed trials
+    (frozen). Another worker of this host recovering the same trial at the same moment is
+    fine: Optuna lets one `tell` finish the trial, the other is refused and skips it."""
     import optuna
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
+    me = worker_name()
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
-        wh, _, pid = worker.rpartition("-")
-        if wh != host or not pid.isdigit() or _pid_alive(int(pid)) and int(pid) != os.getpid():
+        if not (worker == me or worker_gone(worker)):
             continue
         try:
-            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        frozen = study._storage.get_trial(trial._trial_id)
+            frozen = study.tell(trial.number, state=TrialState.FAIL)
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue  # finished meanwhile ("Cannot tell a FAIL trial")
         optuna.storages.RetryHeartbeatStaleTrialCallback()(study, frozen)
         failed.append(frozen)
         log.warning("trial %d was interrupted (worker %s gone): re-queued", trial.number, worker)

@@ -31,6 +31,7 @@ __all__ = [
     "distill_early_stop",
     "score_trial",
     "trial_recipe",
+    "worker_gone",
     "worker_name",
 ]
 
@@ -49,6 +50,23 @@ class HopelessTrial(Exception):
 def worker_name() -> str:
     """`hostname-pid` of this process."""
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def worker_gone(worker: str) -> bool:
+    """Whether `worker` (a `worker_name()`) ran on this host and its process is gone (on
+    another host, nothing can tell: False)."""
+    host, _, pid = worker.rpartition("-")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def now_iso() -> str:
