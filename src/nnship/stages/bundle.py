@@ -24,12 +24,12 @@ log = logging.getLogger("nnship.pipeline")
 def planned_artifacts(ctx: StageContext) -> list[str]:
     """The artifact ids ("openvino/int8") the recipe builds: fp32 on every target backend,
     and each `[quantize] precisions` entry on the backends that run it."""
-    from nnship.stages.quantize import BACKEND_PRECISIONS
+    from nnship.backends import precisions_of
 
     targets = list(getattr(ctx.recipe.backends, "targets", ["onnxruntime"]))
     precisions = list(ctx.recipe.quantize.precisions) if ctx.recipe.quantize else []
     ids = [f"{b}/fp32" for b in targets]
-    ids += [f"{b}/{p}" for b in targets for p in precisions if p in BACKEND_PRECISIONS.get(b, ())]
+    ids += [f"{b}/{p}" for b in targets for p in precisions if p in precisions_of(b)]
     return ids
 
 

@@ -35,14 +35,6 @@ class QuantizedModel:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-# Precisions each backend can run; others are skipped with a note in the report.
-BACKEND_PRECISIONS = {
-    "onnxruntime": ("int8", "fp16", "dynamic-int8"),
-    "openvino": ("int8", "fp16", "bf16"),
-    "tensorrt": ("int8", "fp16"),
-}
-
-
 def _profile_for(cfg: Any, backend: str, precision: str) -> str:
     """Which Q/DQ profile a backend's model follows. Only INT8 placement depends on it."""
     if precision != "int8":
@@ -76,7 +68,10 @@ def plan_quantization(
     ctx: StageContext, targets: list[str]
 ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """(precision, profile) -> backends that need that ONNX; and (backend, precision) pairs
-    that take the float ONNX (OpenVINO NNCF) or are skipped, with the reason."""
+    that take the float ONNX (OpenVINO NNCF, a backend inference precision) or are skipped,
+    with the reason. Which precisions a backend runs is the backend's answer
+    (`nnship.backends.precisions_of`)."""
+    from nnship.backends import precisions_of
     from nnship.quantize.config import RUNTIME_PRECISIONS
 
     cfg = ctx.recipe.quantize
@@ -84,7 +79,7 @@ def plan_quantization(
     special: dict[tuple[str, str], str] = {}
     for precision in cfg.precisions:
         for backend in targets:
-            if precision not in BACKEND_PRECISIONS.get(backend, ()):
+            if precision not in precisions_of(backend):
                 why = f"{backend} does not run {precision} models"
                 if precision == "bf16":
                     why += " (bf16 is an OpenVINO inference precision)"
@@ -133,11 +128,12 @@ def _quantize_all(
             f"{ctx.name}: [quantize] precisions includes int8, which needs calibration "
             "data: add a [data.calibration] section"
         )
-    if "float" in special.values():  # refuse bf16 before any work on a CPU without it
-        from nnship.backends.openvino.runner import _ov, check_bf16
+    for (backend, precision), why in special.items():
+        if why == "float":  # refuse bf16 before any work on a CPU without it
+            from nnship.backends import check_precision_supported
 
-        device = ctx.recipe.backends.options_for("openvino").device
-        check_bf16(_ov().Core(), str(device).upper())
+            options = ctx.recipe.backends.options_for(backend)
+            check_precision_supported(backend, precision, options)
     out: dict[tuple[str, str], QuantizedModel] = {}
     for (backend, precision), why in special.items():
         if why == "nncf":
