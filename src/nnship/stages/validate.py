@@ -2,11 +2,12 @@
 
 The baseline is the float PyTorch module the recipe loaded (before pruning/distillation), or
 the float ONNX when the source is an ONNX file. Every (backend, precision) artifact is one row
-of one report; what the quantizer kept in float, and why, is attached to its row.
+of one report; what the quantizer kept in float, and why, goes into its row (`row_annotation`).
 
 Contract: requires the loaded model, the export stage's result, the evaluation data and the
-compile stage's artifacts; returns the `Report` (not saved; `save_report` writes
-`report/report.json` and its Markdown). TensorRT build kits without an engine are noted, not
+compile stage's artifacts; returns the `Report`, built complete by `validate` (the rows'
+annotations, the build's notes and `extra["build"]` are handed to it; nothing edits the report
+afterwards), not saved (`save_report` writes `report/report.json` and its Markdown). TensorRT build kits without an engine are noted, not
 validated. Never cached: it measures latency on this machine.
 """
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from nnship.metrics.results import MemoryStats
     from nnship.sources.models import LoadedModel
     from nnship.validate.report import Report
+    from nnship.validate.validate import RowAnnotation
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -87,6 +89,7 @@ def run_validation(
         candidates: dict[str, Runner] = {}
         by_label: dict[str, Artifact] = {}
         cold: dict[str, tuple[float, MemoryStats]] = {}
+        annotations: dict[str, RowAnnotation] = {}
         for compiled in artifacts:
             artifact = compiled.artifact
             if artifact.backend == "tensorrt" and not artifact.metadata.get("engine_built"):
@@ -102,6 +105,9 @@ def run_validation(
             candidates[artifact.label] = runner
             by_label[artifact.label] = artifact
             cold[artifact.label] = (ms, memory)
+            annotation = row_annotation(compiled.source)
+            if annotation is not None:
+                annotations[artifact.label] = annotation
         report = validate(
             baseline,
             candidates,
@@ -112,8 +118,10 @@ def run_validation(
             model_source=ctx.recipe.model.source,
             model_fingerprint=loaded.fingerprint,
             cold_start=cold,
+            annotations=annotations,
+            notes=ctx.notes,
+            extra={"build": _build_extra(ctx, export, compress_info)},
         )
-    _annotate(ctx, report, artifacts, export, compress_info)
     ctx.mark("validate", "ran")
     return report
 
@@ -149,26 +157,23 @@ def _cached_baseline(
     return SavedOutputsRunner(path)
 
 
-def _annotate(
-    ctx: StageContext,
-    report: Report,
-    artifacts: list[CompiledArtifact],
-    export: ExportStageResult,
-    compress_info: dict[str, Any] | None,
-) -> None:
-    """Attach what the build knows beyond the validator: quantizer decisions per row, the
-    compression summary, the export check, stage reuse, and the resolved recipe."""
-    for compiled in artifacts:
-        artifact, source = compiled.artifact, compiled.source
-        labels = {row.label for row in report.rows}
-        extra = _quantize_extra(source)
-        if extra is None or artifact.label not in labels:  # a TensorRT kit without engine
-            continue
-        row = report.row(artifact.label)
-        row.extra["quantize"] = extra
-        row.notes.extend(_quantize_notes(source))
-    report.notes.extend(ctx.notes)
-    report.extra["build"] = {
+def row_annotation(source: QuantizedModel) -> RowAnnotation | None:
+    """What the build adds to an artifact's row: the quantizer's result (`extra["quantize"]`)
+    and its decisions as notes; None for an artifact compiled from the float ONNX."""
+    from nnship.validate.validate import RowAnnotation
+
+    extra = _quantize_extra(source)
+    if extra is None:
+        return None
+    return RowAnnotation(notes=tuple(_quantize_notes(source)), extra={"quantize": extra})
+
+
+def _build_extra(
+    ctx: StageContext, export: ExportStageResult, compress_info: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The report's `extra["build"]`: the resolved recipe, stage states so far, the export
+    check and the compression summary."""
+    return {
         "name": ctx.recipe.name,
         "recipe": ctx.recipe.to_dict(),
         "recipe_path": str(ctx.recipe.path) if ctx.recipe.path else None,

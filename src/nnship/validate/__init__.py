@@ -1,7 +1,8 @@
 """Validation: the float baseline against each artifact -> `Report` -> gates -> exit code.
 
 Public surface:
-- `validate(baseline, candidates, data, *, config, ...) -> Report`
+- `validate(baseline, candidates, data, *, config, ..., annotations, notes, extra) -> Report`,
+  `RowAnnotation` (what a caller adds to a candidate's row)
 - `ValidateConfig`, `Gates`, `LatencyConfig` (the recipe's `[validate]` section)
 - `Report` (`save`, `load`, `to_json`; Markdown via `render.markdown.report_markdown`), `print_report`, `print_latency`
 - `measure_latency`, `latency_batch`, `timed_load`, `track_memory`
@@ -30,7 +31,7 @@ from nnship.validate.report import (
     Report,
     Row,
 )
-from nnship.validate.validate import validate
+from nnship.validate.validate import RowAnnotation, validate
 
 __all__ = [
     "BenchResult",
@@ -51,6 +52,7 @@ __all__ = [
     "OutputRecorder",
     "Report",
     "Row",
+    "RowAnnotation",
     "SavedOutputs",
     "SavedOutputsRunner",
     "Threshold",
