@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nnship.core.errors import RecipeError
 from nnship.stages.context import StageContext
+
+if TYPE_CHECKING:
+    from nnship.recipe.bundle_section import BundleConfig
+    from nnship.validate.report import Report
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -49,7 +53,7 @@ def check_bundle_targets(ctx: StageContext) -> None:
         )
 
 
-def run_bundle(ctx: StageContext, report: Any) -> Path | None:
+def run_bundle(ctx: StageContext, report: Report) -> Path | None:
     """Write the recipe's bundle from the finished build folder; its folder, or None."""
     bundle = ctx.recipe.bundle
     if bundle is None:
@@ -75,7 +79,7 @@ def run_bundle(ctx: StageContext, report: Any) -> Path | None:
     return result.path
 
 
-def _labels(bundle: Any) -> list[str] | None:
+def _labels(bundle: BundleConfig) -> list[str] | None:
     if bundle.labels is not None:
         return list(bundle.labels)
     if bundle.labels_file:
