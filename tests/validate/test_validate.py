@@ -12,7 +12,7 @@ from _validate_helpers import FunctionRunner, OrtRunner, classification_data, li
 from nnship.core import Artifact, TensorSpec
 from nnship.core.errors import DataError
 from nnship.sources import ArrayData
-from nnship.validate import Gates, LatencyConfig, ValidateConfig, validate
+from nnship.validate import Gates, LatencyConfig, RowAnnotation, ValidateConfig, validate
 from nnship.validate.outputs import SavedOutputsRunner
 
 FAST = LatencyConfig(runs=5, min_warmup_runs=1, max_warmup_runs=2, stable_window=2)
@@ -148,3 +148,25 @@ def test_no_candidates_is_a_usage_error() -> None:
     _, _, make = linear_classifier()
     with pytest.raises(DataError, match="at least one candidate"):
         validate(make(), {}, ArrayData({"x": np.zeros((2, 6), np.float32)}))
+
+
+def test_what_the_caller_knows_goes_into_the_report_it_gets_back() -> None:
+    _, _, make = linear_classifier()
+    report = validate(
+        make(), {"a": make(name="a"), "b": make(name="b")}, classification_data(),
+        config=ValidateConfig(latency=NO_LATENCY),
+        annotations={"a": RowAnnotation(notes=("kept in float: Gemm",), extra={"quantize": {}})},
+        notes=["built from recipe.toml"], extra={"build": {"name": "tiny"}},
+    )  # fmt: skip
+    assert report.row("a").notes == ["kept in float: Gemm"]
+    assert report.row("a").extra == {"quantize": {}}
+    assert report.row("b").notes == [] and report.row("b").extra == {}
+    assert report.notes == ["built from recipe.toml"]
+    assert report.extra == {"build": {"name": "tiny"}}
+
+
+def test_an_annotation_for_no_candidate_is_a_usage_error() -> None:
+    _, _, make = linear_classifier()
+    with pytest.raises(DataError, match=r"Annotations for \['c'\]"):
+        validate(make(), {"a": make()}, classification_data(),
+                 config=ValidateConfig(latency=NO_LATENCY), annotations={"c": RowAnnotation()})  # fmt: skip

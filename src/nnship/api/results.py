@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the API imports no stage package before a function runs
+    from torch import nn
+
+    from nnship.backends.tensorrt.check import Finding
+    from nnship.compress.distill import DistillResult
+    from nnship.compress.prune import PruneResult
+    from nnship.validate.report import Report
 
 
 @dataclass
@@ -19,13 +27,13 @@ class PruneReport:
 
     source: str
     output: Path
-    result: Any
+    result: PruneResult
     """The `nnship.compress.PruneResult`."""
     torch_latency_ms: dict[str, float] | None = None
     eval: dict[str, dict[str, float]] | None = None
 
     @property
-    def module(self) -> Any:
+    def module(self) -> nn.Module:
         return self.result.module
 
     def to_dict(self) -> dict[str, Any]:
@@ -50,7 +58,7 @@ class DistillReport:
     output: Path
     teacher_params: int
     student_params: int
-    result: Any
+    result: DistillResult
     """The `nnship.compress.DistillResult`."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,14 +79,14 @@ class CheckResult:
     model: Path
     target: str
     tensorrt_version: str
-    findings: list[Any] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
     @property
-    def errors(self) -> list[Any]:
+    def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
 
     @property
-    def warnings(self) -> list[Any]:
+    def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity != "error"]
 
     @property
@@ -100,7 +108,7 @@ class RenderedReport:
     """What `api.report` produced: the loaded `Report`, its rendering as `text` in `format`,
     and the files written (HTML and/or Markdown)."""
 
-    report: Any
+    report: Report
     format: str
     text: str
     written: dict[str, Path] = field(default_factory=dict)

@@ -52,8 +52,8 @@ def tune(
     for key, value in (("trials", trials), ("sampler", sampler), ("seed", seed)):
         if value is not None:
             merged[f"tune.{key}"] = value
-    for gate, value in (constraints or {}).items():
-        merged[f"tune.constraints.{gate}"] = value
+    for gate, bound in (constraints or {}).items():
+        merged[f"tune.constraints.{gate}"] = bound
     if isinstance(recipe, Recipe):
         loaded = apply_overrides(recipe, merged) if merged else recipe
     else:

@@ -52,7 +52,7 @@ def validate(
     if latency is not None:
         config = config.model_copy(update={"latency": latency})
     if isinstance(baseline, Runner):
-        from nnship.validate import validate as _validate
+        from nnship.validate.validate import validate as _validate
 
         runners = dict(candidates) if isinstance(candidates, Mapping) else {}
         source = open_data_arg(data, baseline.input_specs)

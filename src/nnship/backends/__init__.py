@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from nnship.core import Backend
 from nnship.core.errors import BackendError
@@ -29,8 +30,25 @@ def canonical_backend(name: str) -> str:
     return key
 
 
-def get_backend(name: str) -> Backend:
-    """The backend called `name` ("onnxruntime", "openvino", "tensorrt", or an alias)."""
+def _backend_class(name: str) -> type[Backend]:
     module_name, class_name = _BACKENDS[canonical_backend(name)]
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)()
+    cls: type[Backend] = getattr(module, class_name)
+    return cls
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called `name` ("onnxruntime", "openvino", "tensorrt", or an alias)."""
+    return _backend_class(name)()
+
+
+def precisions_of(name: str) -> tuple[str, ...]:
+    """The precisions backend `name` runs ("fp32" always; e.g. OpenVINO adds "int8", "fp16",
+    "bf16"). Imports the backend's module, never its runtime."""
+    return _backend_class(name).precisions
+
+
+def check_precision_supported(name: str, precision: str, options: Any = None) -> None:
+    """Raise `BackendError` unless backend `name` with `options` (its options model, default
+    its defaults) runs `precision` on this machine (`Backend.check_precision_supported`)."""
+    get_backend(name).check_precision_supported(precision, options)

@@ -88,6 +88,9 @@ class Backend(abc.ABC):
     """The backend's pydantic options model (`OnnxRuntimeOptions`, `OpenVinoOptions`, ...)."""
     artifact_file: str | None = None
     """The file written last into the output folder marking it complete (None: none)."""
+    precisions: tuple[str, ...] = ("fp32",)
+    """The precisions (of `PRECISIONS`) this backend's artifacts run in; a build plans only
+    these for it."""
 
     def compile(
         self,
@@ -151,6 +154,24 @@ class Backend(abc.ABC):
         if unknown:
             raise BackendError(f"Unknown {self.name} option(s) {unknown}; known: {known}")
         return resolve_backend_options(self.options_type, self.name, options, **overrides)
+
+    def check_precision_supported(self, precision: str, options: Any = None) -> None:
+        """Raise `BackendError` unless this backend, with `options` (an `options_type`,
+        default its defaults), can run `precision` artifacts on this machine.
+
+        Template method: the base refuses a precision the backend never runs (not in
+        `precisions`); a backend overrides `_check_precision_impl` for what depends on the
+        machine (OpenVINO: bf16 needs a device with native bf16 arithmetic).
+        """
+        if precision not in self.precisions:
+            raise BackendError(
+                f"{self.name} does not run {precision} models; it runs {', '.join(self.precisions)}"
+            )
+        self._check_precision_impl(precision, self.resolve_options(options))
+
+    def _check_precision_impl(self, precision: str, options: Any) -> None:
+        """Machine-dependent checks of a precision the backend runs; none by default."""
+        return None
 
     @abc.abstractmethod
     def _compile_impl(

@@ -7,6 +7,8 @@ only with `--debug`.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 
 class NnshipError(Exception):
     """Base of every error caused by user input. Exit code 2."""
@@ -82,7 +84,7 @@ class GateFailed(NnshipError):
     exit_code = 1
 
 
-def require(package: str, extra: str, purpose: str = ""):
+def require(package: str, extra: str, purpose: str = "") -> ModuleType:
     """Import an optional package lazily, raising `MissingDependencyError` naming the extra."""
     import importlib
 

@@ -20,7 +20,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -257,7 +257,10 @@ def track_memory() -> Iterator[MemoryStats]:
                 stats.peak_delta_mb = max(0.0, (peak - before) / _MB)
 
 
-def timed_load(factory: Callable[[], Any]) -> tuple[Any, float, MemoryStats]:
+LoadedT = TypeVar("LoadedT")
+
+
+def timed_load(factory: Callable[[], LoadedT]) -> tuple[LoadedT, float, MemoryStats]:
     """Call `factory` (e.g. `lambda: backend.load(path)`); returns (result, cold-start
     milliseconds, memory during the load)."""
     with track_memory() as memory:

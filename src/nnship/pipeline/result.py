@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnship.core import Artifact
+
+if TYPE_CHECKING:
+    from nnship.runtime.bundle import SmokeTestResult
+    from nnship.validate.report import Report
 
 
 @dataclass
 class BuildResult:
     """What `build` produced. `exit_code` is 0 when every gate passed, 1 when one failed."""
 
-    report: Any
-    """The `nnship.validate.Report` (also saved as `report_path` and beside it as Markdown)."""
+    report: Report
+    """The report (also saved as `report_path` and beside it as Markdown)."""
     artifacts: list[Artifact]
     exit_code: int
     output_dir: Path
@@ -24,9 +28,9 @@ class BuildResult:
     cache_dir: Path | None = None
     """The stage cache folder this build read and wrote."""
     bundle_path: Path | None = None
-    bundle_check: Any = None
-    """The `nnship.runtime` smoke test of the bundle (`SmokeTestResult`) where one ran (`demo`)."""
     """The bundle folder `[bundle]` wrote (None without `[bundle]` or when a gate failed)."""
+    bundle_check: SmokeTestResult | None = None
+    """The `nnship.runtime` smoke test of the bundle where one ran (`demo`)."""
 
     @property
     def passed(self) -> bool:
@@ -44,5 +48,5 @@ class BuildResult:
             "bundle_check": self.bundle_check.to_dict() if self.bundle_check else None,
             "stages": dict(self.stages),
             "artifacts": [a.to_dict() for a in self.artifacts],
-            "report": self.report.to_dict() if hasattr(self.report, "to_dict") else None,
+            "report": self.report.to_dict(),
         }

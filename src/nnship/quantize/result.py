@@ -89,3 +89,14 @@ class QuantizeResult:
     def float_reasons(self) -> dict[str, str]:
         """Node name -> reason it stayed in float."""
         return {n.name: n.reason for n in self.float_nodes}
+
+    def reverted_names(self) -> list[str | None]:
+        """The nodes the accuracy-aware fallback put back into float, in revert order."""
+        return [r.get("node") for r in self.reverted]
+
+    def detail_summary(self, step: str) -> str | None:
+        """The one-line summary a quantizer step wrote in `details` ("opset_conversion",
+        "subnormals"), or None when the step recorded none."""
+        entry = self.details.get(step)
+        summary = entry.get("summary") if isinstance(entry, dict) else None
+        return str(summary) if summary else None

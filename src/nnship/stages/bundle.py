@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nnship.core.errors import RecipeError
 from nnship.stages.context import StageContext
+
+if TYPE_CHECKING:
+    from nnship.recipe.bundle_section import BundleConfig
+    from nnship.validate.report import Report
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -24,12 +28,12 @@ log = logging.getLogger("nnship.pipeline")
 def planned_artifacts(ctx: StageContext) -> list[str]:
     """The artifact ids ("openvino/int8") the recipe builds: fp32 on every target backend,
     and each `[quantize] precisions` entry on the backends that run it."""
-    from nnship.stages.quantize import BACKEND_PRECISIONS
+    from nnship.backends import precisions_of
 
     targets = list(getattr(ctx.recipe.backends, "targets", ["onnxruntime"]))
     precisions = list(ctx.recipe.quantize.precisions) if ctx.recipe.quantize else []
     ids = [f"{b}/fp32" for b in targets]
-    ids += [f"{b}/{p}" for b in targets for p in precisions if p in BACKEND_PRECISIONS.get(b, ())]
+    ids += [f"{b}/{p}" for b in targets for p in precisions if p in precisions_of(b)]
     return ids
 
 
@@ -49,7 +53,7 @@ def check_bundle_targets(ctx: StageContext) -> None:
         )
 
 
-def run_bundle(ctx: StageContext, report: Any) -> Path | None:
+def run_bundle(ctx: StageContext, report: Report) -> Path | None:
     """Write the recipe's bundle from the finished build folder; its folder, or None."""
     bundle = ctx.recipe.bundle
     if bundle is None:
@@ -75,7 +79,7 @@ def run_bundle(ctx: StageContext, report: Any) -> Path | None:
     return result.path
 
 
-def _labels(bundle: Any) -> list[str] | None:
+def _labels(bundle: BundleConfig) -> list[str] | None:
     if bundle.labels is not None:
         return list(bundle.labels)
     if bundle.labels_file:

@@ -1,7 +1,9 @@
 """The stage cache of `nnship build`: content-addressed and shareable between builds.
 
 A stage's result is stored under the hash of its inputs (`<cache>/<key[:2]>/<key>/`): the
-stage's output files (relative to the build folder that wrote them) and a JSON-able result.
+stage's output files (relative to the build folder that wrote them) and its typed result as
+`result.to_dict()`, restored with the type's `from_dict` (`StageStamp.lookup(Type.from_dict)`),
+so no stage reads a stored dict by its keys.
 A later stage whose inputs hash the same, in this build folder or in any other build that uses
 the same cache folder (`nnship build --cache DIR`), finds the entry, puts its files in place in
 its own build folder (hard links where the file system allows, else copies) and reuses the
@@ -20,17 +22,32 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar, overload
 
 from nnship.core.fileio import sha256_file, stable_hash, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 ENTRY_NAME = "entry.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+"""3: stage results are typed (`to_dict`/`from_dict`); export, calibration and the baseline
+store their paths. Entries of other versions are recomputed, never read."""
 _BUILD = "@build@"
 """Stands for the build folder in stored results (a result's paths move with the build)."""
+
+ResultT = TypeVar("ResultT")
+
+
+class StoredResult(Protocol):
+    """A typed stage result: `to_dict()` is JSON-able, and its type's `from_dict` restores it."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+Restore = Callable[[dict[str, Any]], ResultT]
+"""How a stored result becomes typed again: the result type's `from_dict`."""
 
 
 def _relocate(value: Any, old: str, new: str) -> Any:
@@ -168,8 +185,26 @@ class StageStamp:
         where = Path(stage_dir).absolute().relative_to(self.build_root).as_posix()
         self.key = stable_hash({"stage": name, "dir": where, "inputs": inputs})
 
-    def lookup(self) -> dict[str, Any] | None:
-        return self.cache.lookup(self.key, self.build_root)
+    @overload
+    def lookup(self) -> dict[str, Any] | None: ...
 
-    def record(self, outputs: list[Path], result: dict[str, Any]) -> None:
-        self.cache.store(self.key, self.name, self.inputs, outputs, result, self.build_root)
+    @overload
+    def lookup(self, restore: Restore[ResultT]) -> ResultT | None: ...
+
+    def lookup(self, restore: Restore[Any] | None = None) -> Any:
+        """The stored result restored with `restore` (the result type's `from_dict`), or None
+        when there is none or it does not restore (it is then recomputed). Without `restore`,
+        the stored dict (for stages whose result is not typed yet: `stages/compress.py`)."""
+        found = self.cache.lookup(self.key, self.build_root)
+        if found is None or restore is None:
+            return found
+        try:
+            return restore(found)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("cache entry %s does not restore (%s); recomputing", self.key[:12], exc)
+            return None
+
+    def record(self, outputs: list[Path], result: StoredResult | dict[str, Any]) -> None:
+        """Store a finished run: its `outputs` and its typed `result` (as `to_dict()`)."""
+        data = result if isinstance(result, dict) else result.to_dict()
+        self.cache.store(self.key, self.name, self.inputs, outputs, data, self.build_root)

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from nnship.core import DataSource
 from nnship.recipe import Recipe
-from nnship.stages.cache import StageCache, StageStamp
+from nnship.stages.cache import Restore, ResultT, StageCache, StageStamp
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -45,14 +45,33 @@ class StageContext:
         """How messages name the recipe: its file, else "recipe"."""
         return str(self.recipe.path) if self.recipe.path else "recipe"
 
+    @overload
     def stamp(
         self, stage_dir: Path, name: str, inputs: dict[str, Any]
-    ) -> tuple[StageStamp, dict[str, Any] | None]:
+    ) -> tuple[StageStamp, dict[str, Any] | None]: ...
+
+    @overload
+    def stamp(
+        self, stage_dir: Path, name: str, inputs: dict[str, Any], restore: Restore[ResultT]
+    ) -> tuple[StageStamp, ResultT | None]: ...
+
+    def stamp(
+        self,
+        stage_dir: Path,
+        name: str,
+        inputs: dict[str, Any],
+        restore: Restore[Any] | None = None,
+    ) -> tuple[StageStamp, Any]:
         """The stage's cache stamp and, when reuse is on and a finished run with the same
-        inputs exists, its stored result (its files already in place under `stage_dir`)."""
+        inputs exists, its stored result restored by `restore` (the result type's
+        `from_dict`), its files already in place under `stage_dir`. A stage records its typed
+        result with `stamp.record(outputs, result)`. (Without `restore`: the stored dict, for
+        `stages/compress.py` until its result is typed.)"""
         stage_dir.mkdir(parents=True, exist_ok=True)
         stamp = StageStamp(self.cache, self.out, stage_dir, name, inputs)
-        return stamp, (stamp.lookup() if self.reuse else None)
+        if not self.reuse:
+            return stamp, None
+        return stamp, (stamp.lookup() if restore is None else stamp.lookup(restore))
 
     def mark(self, stage: str, state: str) -> None:
         """Record a stage's state ("ran", "reused", "skipped", ...) for `BuildResult.stages`."""

@@ -8,11 +8,15 @@ checked against the model's declared inputs with a free batch axis. Writes nothi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from nnship.core import DataSource, TensorSpec, example_batch
 from nnship.stages.context import StageContext
+
+if TYPE_CHECKING:
+    from nnship.sources.models import LoadedModel
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -34,7 +38,7 @@ def dynamic_batch(specs: list[TensorSpec]) -> list[TensorSpec]:
     return [TensorSpec(s.name, ("batch", *s.shape[1:]) if s.shape else (), s.dtype) for s in specs]
 
 
-def load_source_model(ctx: StageContext) -> Any:
+def load_source_model(ctx: StageContext) -> LoadedModel:
     """The recipe's `[model]` as a `nnship.sources.models.LoadedModel`."""
     from nnship.sources.models import load_model
 
@@ -76,7 +80,7 @@ def open_data(ctx: StageContext, specs: list[TensorSpec]) -> BuildData:
     return BuildData(calib, evaluation, train)
 
 
-def synthetic_data(ctx: StageContext, specs: list[TensorSpec]) -> DataSource:
+def synthetic_data(ctx: StageContext, specs: Sequence[TensorSpec]) -> DataSource:
     """Deterministic random inputs when a recipe names no data (drift only, no accuracy)."""
     from nnship.sources.arrays import ArrayData
 

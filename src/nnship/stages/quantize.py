@@ -2,9 +2,11 @@
 
 Contract: requires the float ONNX, the calibration data (for INT8) and the evaluation data
 (read only by settings that score candidates: a budget, method "auto", transforms); returns a
-`QuantizedModel` (ONNX path + the quantizer's result as a dict) for every (backend, precision)
-the recipe asks for, fp32 included, in report order. Writes `calibration/table.json` and
-`quantize/model.<precision>[.<profile>].onnx`; each is cached on its inputs' hashes.
+`QuantizedModel` (the ONNX to compile + the quantizer's `QuantizeResult`, None for a float ONNX)
+for every (backend, precision) the recipe asks for, fp32 included, in report order. Writes
+`calibration/table.json` (stored as `CalibrationResult`) and
+`quantize/model.<precision>[.<profile>].onnx` (stored as its `QuantizeResult`); each is cached on
+its inputs' hashes.
 
 Statistics are collected once (one `calibration/table.json`) and reused for every precision and
 every backend profile; each distinct (precision, profile) pair is quantized once. A backend
@@ -15,14 +17,19 @@ OpenVINO INT8 in "nncf" mode quantizes the float model itself, so it gets the fl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnship.core import DataSource
 from nnship.core.errors import RecipeError
 from nnship.core.fileio import sha256_file
 from nnship.stages.context import StageContext
+
+if TYPE_CHECKING:
+    from nnship.calibration import CalibrationTable
+    from nnship.quantize.config import QuantizeConfig
+    from nnship.quantize.result import QuantizeResult
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -32,18 +39,47 @@ class QuantizedModel:
     """The ONNX a (backend, precision) compiles from, and what the quantizer decided."""
 
     path: Path
-    info: dict[str, Any] = field(default_factory=dict)
+    result: QuantizeResult | None = None
+    """The quantizer's result; None when the backend compiles the float ONNX (fp32, a backend
+    inference precision such as bf16, OpenVINO INT8 made by NNCF)."""
+    nncf: bool = False
+    """OpenVINO INT8 in "nncf" mode: the backend quantizes the float ONNX with NNCF."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "result": self.result.to_dict() if self.result else None,
+            "nncf": self.nncf,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QuantizedModel:
+        from nnship.quantize.result import QuantizeResult
+
+        result = data["result"]
+        return cls(
+            path=Path(data["path"]),
+            result=QuantizeResult.from_dict(result) if result is not None else None,
+            nncf=bool(data["nncf"]),
+        )
 
 
-# Precisions each backend can run; others are skipped with a note in the report.
-BACKEND_PRECISIONS = {
-    "onnxruntime": ("int8", "fp16", "dynamic-int8"),
-    "openvino": ("int8", "fp16", "bf16"),
-    "tensorrt": ("int8", "fp16"),
-}
+@dataclass(frozen=True)
+class CalibrationResult:
+    """The calibration stage's result: the statistics table it wrote and its sample count."""
+
+    path: Path
+    num_samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "num_samples": self.num_samples}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibrationResult:
+        return cls(path=Path(data["path"]), num_samples=int(data["num_samples"]))
 
 
-def _profile_for(cfg: Any, backend: str, precision: str) -> str:
+def _profile_for(cfg: QuantizeConfig, backend: str, precision: str) -> str:
     """Which Q/DQ profile a backend's model follows. Only INT8 placement depends on it."""
     if precision != "int8":
         return "any"
@@ -54,7 +90,7 @@ def _profile_for(cfg: Any, backend: str, precision: str) -> str:
     return backend if backend in PROFILES else str(cfg.profile)
 
 
-def _uses_eval(cfg: Any) -> bool:
+def _uses_eval(cfg: QuantizeConfig) -> bool:
     """Whether the quantizer's output can depend on the evaluation data (budget, method
     "auto", transforms "auto"), so the stage must be redone when that data changes."""
     return (
@@ -76,15 +112,19 @@ def plan_quantization(
     ctx: StageContext, targets: list[str]
 ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], str]]:
     """(precision, profile) -> backends that need that ONNX; and (backend, precision) pairs
-    that take the float ONNX (OpenVINO NNCF) or are skipped, with the reason."""
+    that take the float ONNX (OpenVINO NNCF, a backend inference precision) or are skipped,
+    with the reason. Which precisions a backend runs is the backend's answer
+    (`nnship.backends.precisions_of`)."""
+    from nnship.backends import precisions_of
     from nnship.quantize.config import RUNTIME_PRECISIONS
 
     cfg = ctx.recipe.quantize
+    assert cfg is not None  # planned only for a recipe with [quantize]
     plan: dict[tuple[str, str], list[str]] = {}
     special: dict[tuple[str, str], str] = {}
     for precision in cfg.precisions:
         for backend in targets:
-            if precision not in BACKEND_PRECISIONS.get(backend, ()):
+            if precision not in precisions_of(backend):
                 why = f"{backend} does not run {precision} models"
                 if precision == "bf16":
                     why += " (bf16 is an OpenVINO inference precision)"
@@ -133,39 +173,40 @@ def _quantize_all(
             f"{ctx.name}: [quantize] precisions includes int8, which needs calibration "
             "data: add a [data.calibration] section"
         )
-    if "float" in special.values():  # refuse bf16 before any work on a CPU without it
-        from nnship.backends.openvino.runner import _ov, check_bf16
+    from nnship.backends import check_precision_supported
 
-        device = ctx.recipe.backends.options_for("openvino").device
-        check_bf16(_ov().Core(), str(device).upper())
+    for (backend, precision), why in special.items():
+        if why == "float":  # refuse bf16 before any work on a CPU without it
+            check_precision_supported(backend, precision, ctx.recipe.backends.options_for(backend))
     out: dict[tuple[str, str], QuantizedModel] = {}
     for (backend, precision), why in special.items():
         if why == "nncf":
-            out[(backend, precision)] = QuantizedModel(float_onnx, {"int8_mode": "nncf"})
+            out[(backend, precision)] = QuantizedModel(float_onnx, nncf=True)
         elif why == "float":
-            out[(backend, precision)] = QuantizedModel(float_onnx, {})
+            out[(backend, precision)] = QuantizedModel(float_onnx)
         else:
             log.warning("skipping %s/%s: %s", backend, precision, why)
             ctx.note(f"Skipped {backend}/{precision}: {why}.")
-    table, table_path = None, None
+    calibrated = None
     if any(p == "int8" for p, _ in plan):
-        table, table_path = _calibrate(ctx, float_onnx, calib)
+        calibrated = _calibrate(ctx, float_onnx, calib)
     else:
         ctx.mark("calibration", "skipped")
     for (precision, profile), backends in plan.items():
-        model = _quantize_one(
-            ctx, float_onnx, precision, profile, table, table_path, calib, evaluation
-        )
+        model = _quantize_one(ctx, float_onnx, precision, profile, calibrated, calib, evaluation)
         for backend in backends:
             out[(backend, precision)] = model
     return out
 
 
-def _calibrate(ctx: StageContext, float_onnx: Path, calib: DataSource | None) -> tuple[Any, Path]:
+def _calibrate(
+    ctx: StageContext, float_onnx: Path, calib: DataSource | None
+) -> tuple[CalibrationTable, CalibrationResult]:
+    """The statistics table (read back from the stage cache, or collected) and its result."""
     from nnship.calibration import CalibrationTable
     from nnship.calibration.statistics import collect_with_settings
 
-    assert calib is not None
+    assert calib is not None and ctx.recipe.quantize is not None
     settings = ctx.recipe.quantize.calibration
     stage_dir = ctx.out / "calibration"
     path = stage_dir / "table.json"
@@ -174,15 +215,16 @@ def _calibrate(ctx: StageContext, float_onnx: Path, calib: DataSource | None) ->
         "data": calib.fingerprint(),
         "settings": settings.model_dump(mode="json"),
     }
-    stamp, found = ctx.stamp(stage_dir, "calibration", inputs)
+    stamp, found = ctx.stamp(stage_dir, "calibration", inputs, CalibrationResult.from_dict)
     if found is not None:
         ctx.mark("calibration", "reused")
-        return CalibrationTable.load(path), path
+        return CalibrationTable.load(found.path), found
     table = collect_with_settings(float_onnx, calib, settings)
     table.save(path)
-    stamp.record([path], {"num_samples": getattr(table, "num_samples", None)})
+    result = CalibrationResult(path, table.num_samples)
+    stamp.record([path], result)
     ctx.mark("calibration", "ran")
-    return table, path
+    return table, result
 
 
 def _quantize_one(
@@ -190,14 +232,15 @@ def _quantize_one(
     float_onnx: Path,
     precision: str,
     profile: str,
-    table: Any,
-    table_path: Path | None,
+    calibrated: tuple[CalibrationTable, CalibrationResult] | None,
     calib: DataSource | None,
     evaluation: DataSource,
 ) -> QuantizedModel:
     from nnship.quantize import quantize
     from nnship.quantize.result import QuantizeResult
 
+    assert ctx.recipe.quantize is not None
+    table, calibration = calibrated if calibrated else (None, None)
     cfg = ctx.recipe.quantize.for_precision(precision)
     if profile != "any":
         cfg = cfg.model_copy(update={"profile": profile})
@@ -207,17 +250,17 @@ def _quantize_one(
     inputs = {
         "onnx": sha256_file(float_onnx),
         "config": cfg.model_dump(mode="json"),
-        "table": sha256_file(table_path) if table_path else None,
+        "table": sha256_file(calibration.path) if calibration else None,
         "calib": ctx.data_key(calib) if precision == "int8" else None,
         "eval": evaluation.fingerprint() if _uses_eval(cfg) else None,
         "seed": ctx.recipe.seed,
     }
     label = f"quantize {suffix}"
-    stamp, found = ctx.stamp(stage_dir, f"quantize-{suffix}", inputs)
+    stamp, found = ctx.stamp(stage_dir, f"quantize-{suffix}", inputs, QuantizeResult.from_dict)
     if found is not None:
         ctx.mark(label, "reused")
-        return QuantizedModel(Path(found.get("path", out_path)), found)
-    result: QuantizeResult = quantize(
+        return QuantizedModel(found.path, found)
+    result = quantize(
         float_onnx,
         out_path,
         cfg,
@@ -225,8 +268,6 @@ def _quantize_one(
         calib_data=calib if precision == "int8" else None,
         eval_data=evaluation,
     )
-    written = Path(result.path)
-    info = result.to_dict()
-    stamp.record([written], info)
+    stamp.record([result.path], result)
     ctx.mark(label, "ran")
-    return QuantizedModel(written, info)
+    return QuantizedModel(result.path, result)

@@ -1,7 +1,8 @@
 """Validation: the float baseline against each artifact -> `Report` -> gates -> exit code.
 
 Public surface:
-- `validate(baseline, candidates, data, *, config, ...) -> Report`
+- `validate(baseline, candidates, data, *, config, ..., annotations, notes, extra) -> Report`,
+  `RowAnnotation` (what a caller adds to a candidate's row)
 - `ValidateConfig`, `Gates`, `LatencyConfig` (the recipe's `[validate]` section)
 - `Report` (`save`, `load`, `to_json`; Markdown via `render.markdown.report_markdown`), `print_report`, `print_latency`
 - `measure_latency`, `latency_batch`, `timed_load`, `track_memory`
@@ -32,6 +33,7 @@ __getattr__ = lazy_exports(
         "OutputRecorder": "nnship.validate.outputs",
         "Report": "nnship.validate.report",
         "Row": "nnship.validate.report",
+        "RowAnnotation": "nnship.validate.validate",
         "SCHEMA_VERSION": "nnship.validate.report",
         "SavedOutputs": "nnship.validate.outputs",
         "SavedOutputsRunner": "nnship.validate.outputs",
@@ -74,6 +76,7 @@ __all__ = [
     "OutputRecorder",
     "Report",
     "Row",
+    "RowAnnotation",
     "SavedOutputs",
     "SavedOutputsRunner",
     "Threshold",

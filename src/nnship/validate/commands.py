@@ -174,7 +174,7 @@ def _unique(label: str, taken: set[str], path: Path) -> str:
 
 
 def validate_models(
-    data: Path | str,
+    data: Path | str | DataSource,
     candidates: Sequence[Path | str] = (),
     *,
     baseline: str | None = None,
@@ -266,7 +266,7 @@ def validate_models(
 
 def _open_baseline(
     source: str,
-    data: Path | str,
+    data: Path | str | DataSource,
     labels_key: str,
     inputs: Sequence[str | TensorSpec] | None,
     weights: Path | str | None,

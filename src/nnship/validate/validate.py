@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,15 @@ from nnship.validate.report import (
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class RowAnnotation:
+    """What the caller knows about one candidate beyond the comparison (the build: what the
+    quantizer kept in float and why): notes appended to its row, entries added to its `extra`."""
+
+    notes: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -57,7 +68,18 @@ def artifact_size_bytes(path: Path) -> int:
     return size
 
 
-def _candidate_row(label: str, runner: Runner, artifact: Artifact | None) -> Row:
+def _candidate_row(
+    label: str, runner: Runner, artifact: Artifact | None, annotation: RowAnnotation | None
+) -> Row:
+    row = _measured_row(label, runner, artifact)
+    if annotation is not None:
+        row.notes.extend(annotation.notes)
+        row.extra.update(annotation.extra)
+    return row
+
+
+def _measured_row(label: str, runner: Runner, artifact: Artifact | None) -> Row:
+    """A candidate's row before measuring: what the runner and the artifact say of it."""
     row = Row(label=label, runner=runner.name)
     if isinstance(runner, SavedOutputsRunner):
         manifest = runner.saved.manifest
@@ -123,6 +145,9 @@ def validate(
     model_fingerprint: str | None = None,
     cold_start: dict[str, tuple[float, MemoryStats]] | None = None,
     save_outputs_dir: Path | str | None = None,
+    annotations: Mapping[str, RowAnnotation] | None = None,
+    notes: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Report:
     """Compare each candidate runner with the float baseline on `data`; return a `Report`.
 
@@ -132,8 +157,10 @@ def validate(
     `cold_start` (by label, "baseline" included) holds (load milliseconds, load memory) measured
     by the caller with `nnship.metrics.latency.timed_load`. With `save_outputs_dir`, every
     runner's outputs are saved there as `<label>.npz` + `<label>.json` (see `outputs.py`).
-    Runners replaying saved outputs get no latency. Does not raise on a failed gate: read
-    `report.passed`.
+    `annotations` (by candidate label) add notes and `extra` entries to the candidates' rows;
+    `notes` follow the validator's own in `report.notes`, and `extra` is `report.extra`, so the
+    report comes back complete and no caller edits it. Runners replaying saved outputs get
+    no latency. Does not raise on a failed gate: read `report.passed`.
     """
     config = (config or ValidateConfig()).model_copy(deep=True)
     if gates is not None:
@@ -144,6 +171,10 @@ def validate(
         raise DataError("Nothing to validate: give at least one candidate")
     if baseline_label in candidates:
         raise DataError(f"Candidate label '{baseline_label}' is reserved for the baseline")
+    annotations = annotations or {}
+    unknown = sorted(set(annotations) - set(candidates))
+    if unknown:
+        raise DataError(f"Annotations for {unknown}, which are not candidates: {list(candidates)}")
     if config.max_samples:
         data = first_samples(data, config.max_samples)
     artifacts = artifacts or {}
@@ -153,9 +184,10 @@ def validate(
     }
     base_row = Row(label=baseline_label, runner=baseline.name, backend=baseline.name.split(":")[0])
     if isinstance(baseline, SavedOutputsRunner):
-        base_row = _candidate_row(baseline_label, baseline, None)
+        base_row = _measured_row(baseline_label, baseline, None)
     rows = {
-        label: _candidate_row(label, r, artifacts.get(label)) for label, r in candidates.items()
+        label: _candidate_row(label, r, artifacts.get(label), annotations.get(label))
+        for label, r in candidates.items()
     }
     for label, (ms, memory) in (cold_start or {}).items():
         target = base_row if label == baseline_label else rows.get(label)
@@ -231,6 +263,9 @@ def validate(
                 cls.top1_drop = 100.0 - (cls.top1_agreement or 0.0)
             row.classification = cls
 
+    own_notes = []
+    if cls_name is None and data.has_labels:
+        own_notes.append("labels were given but no output is classification logits: ignored")
     report = Report(
         environment=capture_environment(config.latency.threads),
         model=ModelInfo(source=model_source, fingerprint=model_fingerprint),
@@ -244,10 +279,10 @@ def validate(
         config=config.model_dump(mode="json"),
         baseline=base_row,
         rows=list(rows.values()),
+        gates=check_gates(config.gates, list(rows.values())),
+        notes=[*own_notes, *notes],
+        extra=dict(extra or {}),
     )
-    if cls_name is None and data.has_labels:
-        report.notes.append("labels were given but no output is classification logits: ignored")
-    report.gates = check_gates(config.gates, report.rows)
     if save_outputs_dir is not None:
         fingerprint = report.data.fingerprint
         for label, recorder in recorders.items():

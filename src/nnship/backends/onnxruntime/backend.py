@@ -33,6 +33,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     options_type = OnnxRuntimeOptions
+    precisions = ("fp32", "int8", "fp16", "dynamic-int8")
     _RUNNER_OPTIONS = tuple(OnnxRuntimeOptions.model_fields)
 
     def _compile_impl(

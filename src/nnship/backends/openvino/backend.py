@@ -77,6 +77,12 @@ class OpenVinoBackend(Backend):
     name = "openvino"
 
     options_type = OpenVinoOptions
+    precisions = ("fp32", "int8", "fp16", "bf16")
+
+    def _check_precision_impl(self, precision: str, options: OpenVinoOptions) -> None:
+        """bf16 runs only where the device computes it natively (`check_bf16`)."""
+        if precision == "bf16":
+            check_bf16(_ov().Core(), str(options.device).upper())
 
     def _compile_impl(
         self,

@@ -73,6 +73,7 @@ class TensorRtBackend(Backend):
     name = "tensorrt"
 
     options_type = TensorRtOptions
+    precisions = ("fp32", "int8", "fp16")
     artifact_file = ARTIFACT_FILE
 
     def _compile_impl(
