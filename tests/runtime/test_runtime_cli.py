@@ -75,14 +75,30 @@ def test_palette_and_cmyk_images_are_colour_images(bundle_dir, tmp_path, mode):
     assert result.outputs["logits"].shape == (1, 5)
 
 
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA"])
+def test_grey_and_alpha_images_are_converted_as_pillow_converts_them(
+    bundle_dir, tmp_path, capsys, mode
+):
+    path = tmp_path / "digit.png"
+    Image.fromarray(data.chelsea()).convert(mode).save(path)
+    assert main(["run", str(bundle_dir), "--image", str(path), "--target", "onnxruntime"]) == 0
+    assert "logits[0] top-5:" in capsys.readouterr().out
+    from nnship.runtime import Bundle
+
+    bundle = Bundle.load(bundle_dir)
+    x = bundle.preprocess(np.asarray(Image.open(path).convert("RGB")))
+    result = api.run_bundle(bundle_dir, image=path, target="onnxruntime/fp32")
+    np.testing.assert_allclose(
+        result.outputs["logits"], bundle.session("onnxruntime/fp32").run({"x": x})["logits"]
+    )
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p.write_bytes(b"not an image at all"), "not a decodable image"),
-        (lambda p: Image.fromarray(data.camera()).save(p, format="PNG"),
-         r"greyscale image with 1 channel\(s\)"),
-        (lambda p: Image.fromarray(data.chelsea()).convert("RGBA").save(p, format="PNG"),
-         r"RGBA image with 4 channel\(s\)"),
+        (lambda p: Image.fromarray(data.camera().astype(np.uint16) * 257).save(p, format="PNG"),
+         r"dtype uint16; expected uint8 \(or float\) pixels"),
     ],
 )  # fmt: skip
 def test_a_bad_image_exits_2_naming_the_file(bundle_dir, tmp_path, capsys, make, message):

@@ -100,12 +100,39 @@ def test_grey_images_feed_a_grey_model():
     assert np.abs(ours - reference(image, p)).max() <= 1.01 / 255 / 0.25
 
 
+def _with_alpha(image: np.ndarray) -> np.ndarray:
+    alpha = np.random.default_rng(0).integers(0, 256, image.shape[:2], dtype=np.uint8)
+    return np.dstack([image, alpha])
+
+
+@pytest.mark.parametrize(
+    ("image", "color"),
+    [
+        (data.camera(), "RGB"),  # L
+        (data.camera()[:, :, None], "BGR"),  # L, one channel axis
+        (_with_alpha(data.camera()), "RGB"),  # LA
+        (_with_alpha(data.chelsea()), "RGB"),  # RGBA
+        (data.chelsea(), "GRAY"),  # RGB
+        (_with_alpha(data.chelsea()), "GRAY"),  # RGBA
+        (_with_alpha(data.camera()), "GRAY"),  # LA
+    ],
+)
+def test_colour_modes_are_converted_as_pillow_converts_them(image, color):
+    grey = color == "GRAY"
+    p = pp(color=color, **({"mean": (0.5,), "std": (0.25,)} if grey else {}))
+    converted = np.asarray(Image.fromarray(np.squeeze(image)).convert("L" if grey else "RGB"))
+    want = spec("NCHW", 1 if grey else 3)
+    np.testing.assert_array_equal(
+        preprocess_image(image, p, want), preprocess_image(converted, p, want)
+    )
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (data.camera(), r"greyscale image with 1 channel\(s\); .*color RGB\) takes 3"),
-        (np.dstack([data.chelsea(), np.full(data.chelsea().shape[:2], 255, np.uint8)]),
-         r"RGBA image with 4 channel\(s\)"),
+        (np.zeros((8, 8, 5), np.uint8),
+         r"5-channel image; .*\(color RGB\) takes 3 channels and converts greyscale, "
+         r"greyscale\+alpha, RGB and RGBA images"),
         (np.zeros((4, 4, 3, 2), np.uint8), r"shape \[4, 4, 3, 2\]"),
         (np.zeros((8, 8, 3), np.int32), r"dtype int32"),
     ],

@@ -44,7 +44,9 @@ def validate(
     `baseline_outputs`, saved outputs), `candidates` artifact paths (backend guessed from the
     path unless `candidate_backends` names it), `backend_options` passed to the backends.
     `config` defaults to `ValidateConfig()` (batch 32, latency at batch 1, 200 runs, no
-    gates); `latency` replaces its latency section."""
+    gates); `latency` replaces its latency section. Given paths, models that fix their batch
+    size N (axis 0 of every input of an ONNX baseline or a candidate artifact is N) are
+    validated and timed at batch N on a multiple of N samples, and the log says so."""
     from nnship.core import Runner
     from nnship.validate.config import ValidateConfig
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnship.cli.cmd_validate import add_latency_args, latency_overrides
-from nnship.core.errors import DataError
+from nnship.cli.options import BackendLoadArgs, DataArgs, JsonArgs, LatencyArgs, add_inputs
+
+DATA = DataArgs(
+    "--data", help="time on the first samples of this data (default: deterministic example inputs)"
+)
+LATENCY = LatencyArgs()
+BACKEND_OPTIONS = BackendLoadArgs(option_flag=True)
+JSON = JsonArgs("also write results as JSON")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,44 +32,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--backend", help="backend (default: from the path; .onnx -> onnxruntime)")
     parser.add_argument("--batch", type=int, action="append", metavar="N",
                         help="batch size; repeat for several (default 1)")  # fmt: skip
-    parser.add_argument("--data", help="time on the first samples of this data (default: "
-                        "deterministic example inputs)")  # fmt: skip
-    parser.add_argument("--input", action="append", dest="inputs", metavar="NAME:SHAPE[:DTYPE]",
-                        help="example input shape (batch axis replaced by --batch)")  # fmt: skip
-    parser.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="backend load option, e.g. -O hint=throughput")  # fmt: skip
-    parser.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
-    add_latency_args(parser)
-    parser.set_defaults(func=run, pass_unknown_options=True)
+    DATA.add_to(parser)
+    add_inputs(parser, "example input shape (batch axis replaced by --batch)", short=False)
+    BACKEND_OPTIONS.add_to(parser)
+    JSON.add_to(parser)
+    LATENCY.add_to(parser)
+    parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from nnship import api
-    from nnship.validate.commands import parse_backend_options
-    from nnship.validate.config import LatencyConfig
     from nnship.validate.render.cells import fmt
     from nnship.validate.render.terminal import print_latency
-    from nnship.validate.report import summarize_errors
 
-    overrides = latency_overrides(args)
-    if args.batch:
-        overrides["batch_sizes"] = args.batch
-    try:
-        latency = LatencyConfig(**overrides)
-    except ValidationError as exc:
-        raise DataError(f"Bad bench option: {summarize_errors(exc)}") from exc
-    options = parse_backend_options(args.option)
-    options.update(parse_backend_options(getattr(args, "unknown_options", [])))
     result = api.bench(
         args.model,
         backend=args.backend,
-        latency=latency,
+        latency=LATENCY.config(args, batch_sizes=args.batch, verb="bench"),
         data=args.data,
-        inputs=args.inputs,
-        backend_options=options,
+        inputs=args.inputs or None,
+        backend_options=BACKEND_OPTIONS.options(args),
     )
     print_latency({result.label: result.latency}, title=f"nnship bench {args.model}")
     mem = result.run_memory
@@ -73,6 +62,5 @@ def run(args: argparse.Namespace) -> int:
         f"peak RSS during runs +{fmt(mem.peak_delta_mb if mem else None, 1)} MB "
         f"({mem.method if mem else 'n/a'})"
     )
-    if args.json:
-        result.save(args.json)
+    JSON.write(args, result.to_dict())
     return 0

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-# CLI gate flags -> [validate.gates] keys; values are the help text (units included).
-GATE_FLAGS = {
-    "max_top1_drop": "fail a row whose top-1 drop exceeds this many percentage points",
-    "min_top1_agreement": "fail a row whose top-1 agreement with the baseline is below this (%%)",
-    "min_top5_agreement": "fail a row whose top-5 agreement is below this (%%)",
-    "min_cosine": "fail a row whose mean cosine similarity to the baseline is below this",
-    "min_sqnr_db": "fail a row whose SQNR is below this (dB)",
-    "max_abs_error": "fail a row whose largest absolute error exceeds this",
-    "max_latency_ms": "fail a row whose p50 latency exceeds this (milliseconds)",
-    "max_size_mb": "fail a row whose size on disk exceeds this (MB, 10**6 bytes)",
-}
+from nnship.cli.options import BuildReportArgs, GateArgs, RecipeOverrideArgs
+
+SETTINGS = RecipeOverrideArgs(
+    "override a recipe key, e.g. --set validate.gates.min_cosine=0.999 "
+    "(the value is read as TOML; repeatable)"
+)
+GATES = GateArgs("gates (override [validate.gates])", wording="row")
+REPORT = BuildReportArgs()
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -46,15 +42,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--output-dir",
         help="build folder (default: the recipe's output_dir, else build/<name>)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, e.g. --set validate.gates.min_cosine=0.999 "
-        "(the value is read as TOML; repeatable)",
-    )
+    SETTINGS.add_to(parser)
     parser.add_argument(
         "--print-recipe",
         nargs="?",
@@ -72,26 +60,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="stage cache folder, shareable between builds (default: <build folder>/cache)",
     )
-    parser.add_argument("--json", dest="json_out", help="also write the report JSON here")
-    gates = parser.add_argument_group("gates (override [validate.gates])")
-    for name, text in GATE_FLAGS.items():
-        gates.add_argument(
-            f"--{name.replace('_', '-')}", dest=f"gate_{name}", type=float, metavar="X", help=text
-        )
+    REPORT.add_to(parser)
+    GATES.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """`--set` and gate flags as dotted recipe keys (gate flags win over `--set`)."""
-    from nnship.recipe import parse_override
-
-    overrides = dict(parse_override(text) for text in args.overrides)
-    for name in GATE_FLAGS:
-        value = getattr(args, f"gate_{name}", None)
-        if value is not None:
-            overrides[f"validate.gates.{name}"] = value
-    return overrides
+    gates = {f"validate.gates.{name}": value for name, value in GATES.values(args).items()}
+    return {**SETTINGS.overrides(args), **gates}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,29 +91,4 @@ def run(args: argparse.Namespace) -> int:
         reuse=not args.no_reuse,
         cache=args.cache,
     )
-    return finish(result, args)
-
-
-def finish(result: Any, args: argparse.Namespace) -> int:
-    """Print the report and where things are, write `--json`, return the exit code."""
-    from nnship.core.fileio import write_text_atomic
-    from nnship.validate import print_report
-
-    print_report(result.report)
-    if getattr(args, "json_out", None):
-        write_text_atomic(args.json_out, result.report.to_json())
-    if not getattr(args, "quiet", False):
-        print(f"report: {result.report_path} (+ report.md)")
-        for artifact in result.artifacts:
-            print(f"artifact {artifact.label}: {artifact.path}")
-        if getattr(result, "bundle_path", None):
-            print(f"bundle: {result.bundle_path} (check it with: nnship bundle verify)")
-    failed = result.report.failed_gates
-    if failed:
-        first = failed[0]
-        print(
-            f"nnship: {len(failed)} gate check(s) failed, first: {first.gate} on {first.row} "
-            f"(value {first.value}, threshold {first.threshold})",
-            file=sys.stderr,
-        )
-    return result.exit_code
+    return REPORT.finish(result, args)

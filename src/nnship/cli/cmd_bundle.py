@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from nnship.cli.options import JsonArgs
 from nnship.core.errors import NnshipError
 
 _EPILOG = """\
@@ -19,6 +19,8 @@ Two bundles of the same build folder are byte-identical (folder and .tar.gz); se
 SOURCE_DATE_EPOCH to stamp files and the manifest's built_at. A build folder named "verify"
 is given as ./verify.
 """
+
+JSON = JsonArgs("write the result as JSON")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -46,8 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="also write DIST.tar.gz (reproducible)")  # fmt: skip
     parser.add_argument("--no-smoke", action="store_true",
                         help="verify: check manifest and hashes only, run nothing")  # fmt: skip
-    parser.add_argument("--json", dest="json_out", type=Path, metavar="OUT.json",
-                        help="write the result as JSON")  # fmt: skip
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     result = api.bundle(
         args.path, output, targets=args.targets, samples=args.samples, archive=args.archive
     )
-    _write_json(args, result.to_dict())
+    JSON.write(args, result.to_dict())
     print(f"bundle written to {result.path} ({result.manifest.model_version})")
     for artifact_id, size in result.sizes.items():
         print(f"  {artifact_id:<22} {size / 1e6:8.3f} MB")
@@ -79,17 +80,10 @@ def _run_verify(args: argparse.Namespace) -> int:
     if args.dist is None:
         raise NnshipError("nnship bundle verify: give the bundle folder, e.g. dist/demo")
     result = api.bundle_verify(args.dist, smoke=not args.no_smoke)
-    _write_json(args, result.to_dict())
+    JSON.write(args, result.to_dict())
     print(f"{result.path}: {result.name} {result.model_version}, {result.files_checked} files ok")
     for check in result.artifacts:
         worst = max((o.max_abs_error for o in check.outputs), default=None)
         detail = f"max |diff| {worst:.3g}" if worst is not None else check.reason
         print(f"  {check.id:<22} {check.status:<8} {detail}")
     return 0
-
-
-def _write_json(args: argparse.Namespace, data: dict) -> None:
-    if getattr(args, "json_out", None):
-        from nnship.core.fileio import write_text_atomic
-
-        write_text_atomic(args.json_out, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
+
+from nnship.cli.options import DataArgs, first_invalid_option
 
 _EPILOG = """\
 examples:
@@ -17,9 +20,17 @@ Tensors with degenerate ranges (constant, NaN/Inf, |x| >= 1e4 such as attention-
 are listed and get no range: quantizers keep them in float.
 """
 
+DATA = DataArgs(
+    "--data",
+    required=True,
+    help="calibration data (.npy, .npz, folder, image folder, pkg.mod:fn)",
+    limit_flag="--max-samples",
+    limit_help="use at most N samples (default 512, as nnship quantize and the build; 0 = all)",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from nnship.calibration.methods import METHODS
+    from nnship.calibration.config import Method
 
     parser = subparsers.add_parser(
         "calibrate",
@@ -33,12 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", type=Path, metavar="MODEL.onnx", help="the float ONNX model")
-    parser.add_argument("--data", required=True, metavar="DATA",
-                        help="calibration data (.npy, .npz, folder, image folder, pkg.mod:fn)")  # fmt: skip
+    DATA.add_to(parser)
     parser.add_argument("-o", "--output", type=Path, default=Path("calib_table.json"),
                         metavar="TABLE.json",
                         help="where to write the table (default calib_table.json, atomic)")  # fmt: skip
-    parser.add_argument("--method", choices=METHODS, default="entropy",
+    parser.add_argument("--method", choices=get_args(Method), default="entropy",
                         help="range method stored with the table (default entropy)")  # fmt: skip
     parser.add_argument("--percentile", type=float, default=99.99,
                         help="percent of |x| kept by --method percentile (default 99.99)")  # fmt: skip
@@ -51,9 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="histogram bins per side, resolution of |x| (default 2048)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8,
                         help="samples per inference batch (default 8)")  # fmt: skip
-    parser.add_argument("--max-samples", type=int, default=None, metavar="N",
-                        help="use at most N samples (default 512, as nnship quantize and the "
-                        "build; 0 = all)")  # fmt: skip
     parser.add_argument("--max-exposed-mb", type=float, default=None, metavar="MB",
                         help="memory budget for exposed tensors per run (default: the "
                         "largest tensor, at least 16 MiB)")  # fmt: skip
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from nnship import api
-    from nnship.calibration import CalibrationConfig
+    from nnship.calibration.config import CalibrationConfig
     from nnship.core.errors import CalibrationError
 
     try:
@@ -83,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
             **({} if args.max_samples is None else {"max_samples": args.max_samples or None}),
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise CalibrationError(f"--{field.replace('_', '-')}: {first['msg']}") from None
+        raise CalibrationError(first_invalid_option(exc)) from None
     table = api.calibrate(
         args.model,
         args.data,

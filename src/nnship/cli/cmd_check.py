@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnship.cli.options import JsonArgs
+
+JSON = JsonArgs("also write the findings as JSON")
+
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -22,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("model", type=Path, metavar="MODEL.onnx", help="the ONNX model")
     parser.add_argument("--target", choices=["tensorrt"], default="tensorrt",
                         help="deployment target (default tensorrt)")  # fmt: skip
-    parser.add_argument("--json", type=Path, metavar="OUT.json",
-                        help="also write the findings as JSON")  # fmt: skip
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -40,8 +43,5 @@ def run(args: argparse.Namespace) -> int:
         f"{result.tensorrt_version}): {len(result.errors)} error(s), "
         f"{len(result.warnings)} warning(s)"
     )
-    if args.json:
-        from nnship.core.fileio import write_json_atomic
-
-        write_json_atomic(args.json, result.to_dict())
+    JSON.write(args, result.to_dict())
     return 0 if result.passed else 1

@@ -6,6 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from nnship.cli.options import JsonArgs
+
 THRESHOLD_FLAGS = (
     ("--max-top1-drop", "max_top1_drop", "accuracy (or top-1 agreement) loss, percentage points"),
     ("--max-cosine-drop", "max_cosine_drop", "drop of the worst mean cosine similarity"),
@@ -13,6 +15,7 @@ THRESHOLD_FLAGS = (
     ("--max-latency-regression", "max_latency_regression", "p50 latency increase, ms"),
     ("--max-size-increase", "max_size_increase", "size increase, MB"),
 )
+JSON = JsonArgs("write the checks as JSON")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,14 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--allow-hardware-mismatch", action="store_true",
                         help="gate latency across different hardware anyway (flagged)")  # fmt: skip
     parser.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the summary here")
-    parser.add_argument("--json", type=Path, metavar="OUT.json", help="write the checks as JSON")
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.core.fileio import write_json_atomic, write_text_atomic
+    from nnship.core.fileio import write_text_atomic
     from nnship.validate.compare import CompareThresholds, Threshold
 
     thresholds = CompareThresholds(
@@ -66,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
     markdown = result.to_markdown()
     if args.markdown:
         write_text_atomic(args.markdown, markdown)
-    if args.json:
-        write_json_atomic(args.json, result.to_dict())
+    JSON.write(args, result.to_dict())
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

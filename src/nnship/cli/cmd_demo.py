@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nnship.cli.options import BuildReportArgs
+
+REPORT = BuildReportArgs()
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -38,14 +42,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-reuse", action="store_true", help="recompute every stage of the build"
     )
-    parser.add_argument("--json", dest="json_out", help="also write the report JSON here")
+    REPORT.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.cli.cmd_build import finish
     from nnship.demo import html_report_path
 
     result = api.demo(
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         reuse=not args.no_reuse,
         bundle_dir=args.dist,
     )
-    code = finish(result, args)
+    code = REPORT.finish(result, args)
     html = html_report_path(result)
     if html is not None and not getattr(args, "quiet", False):
         print(f"html report: {html}")

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nnship.cli.options import DataArgs, JsonArgs, ModelSourceArgs, first_invalid_option
+
 _EPILOG = """\
 examples:
   nnship distill --teacher my_pkg.models:net --student pruned.pt2 --data train.npz \\
@@ -19,6 +21,21 @@ cross-entropy is added, and the teacher's and the student's accuracy are reporte
 epoch on the validation split is kept.
 """
 
+TEACHER = ModelSourceArgs(
+    source="--teacher",
+    required=True,
+    source_help="teacher source: pkg.module:factory, file.py:factory, model.pt2, ...",
+    input_help="an input of forward() (needed for factory sources; repeatable)",
+    factory_arg_help="keyword argument for the teacher's factory (repeatable)",
+    weights_flag="--teacher-weights",
+    weights_help="state dict loaded into the teacher's factory module",
+    trust_pickle_help="allow unpickling (only for files you trust)",
+)
+DATA = DataArgs(
+    "--data", required=True, help="training data (.npy, .npz, folder, pkg.mod:fn); labels optional"
+)
+JSON = JsonArgs("also write the training history as JSON")
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -31,25 +48,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--teacher", required=True, metavar="MODEL",
-                        help="teacher source: pkg.module:factory, file.py:factory, model.pt2, ...")  # fmt: skip
+    TEACHER.add_to(parser)
     parser.add_argument("--student", required=True, metavar="MODEL",
                         help="student source, typically the .pt2 written by `nnship prune`")  # fmt: skip
-    parser.add_argument("--data", required=True, metavar="DATA",
-                        help="training data (.npy, .npz, folder, pkg.mod:fn); labels optional")  # fmt: skip
+    DATA.add_to(parser)
     parser.add_argument("--val-data", metavar="DATA",
                         help="validation data (default: --val-fraction of --data)")  # fmt: skip
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.pt2",
                         help="where to write the distilled student")  # fmt: skip
-    parser.add_argument("--input", "-i", dest="inputs", action="append", default=[],
-                        metavar="NAME:SHAPE[:DTYPE]",
-                        help="an input of forward() (needed for factory sources; repeatable)")  # fmt: skip
-    parser.add_argument("--factory-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the teacher's factory (repeatable)")  # fmt: skip
-    parser.add_argument("--teacher-weights", type=Path, metavar="STATE_DICT.pt",
-                        help="state dict loaded into the teacher's factory module")  # fmt: skip
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow unpickling (only for files you trust)")  # fmt: skip
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=8, help="default 8")
     train.add_argument("--batch-size", type=int, default=32, help="default 32")
@@ -80,8 +86,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     train.add_argument("--checkpoint", type=Path, metavar="FILE",
                        help="save training state here after every epoch")  # fmt: skip
     train.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    parser.add_argument("--json", type=Path, metavar="OUT.json",
-                        help="also write the training history as JSON")  # fmt: skip
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -111,15 +116,11 @@ def make_distill_config(args: argparse.Namespace) -> Any:
             resume=args.resume,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "options"
-        raise CompressionError(f"Invalid --{field.replace('_', '-')}: {err['msg']}") from None
+        raise CompressionError(f"Invalid {first_invalid_option(exc, default='options')}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.cli.cmd_prune import factory_kwargs
-    from nnship.core.fileio import write_json_atomic
 
     result = api.distill(
         args.teacher,
@@ -127,16 +128,12 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         args.data,
         make_distill_config(args),
-        inputs=args.inputs or None,
-        factory_kwargs=factory_kwargs(args.factory_arg) or None,
-        teacher_weights=args.teacher_weights,
-        trust_pickle=args.trust_pickle,
+        **TEACHER.api_kwargs(args),
         val_data=args.val_data,
         keep_sparsity=args.keep_sparsity,
     )
     report = result.to_dict()
-    if args.json:
-        write_json_atomic(args.json, report)
+    JSON.write(args, report)
     _print_report(report)
     return 0
 

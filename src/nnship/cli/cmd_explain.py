@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnship.cli.options import DataArgs, JsonArgs
+
 _EPILOG = """\
 examples:
   nnship explain model.onnx model.int8.onnx --data calib.npz
@@ -15,6 +17,16 @@ Layers are ranked by the noise each adds on its own (the quantized layer run on 
 model's activations): "added SQNR dB", lower is worse. Layers far below the median are
 suggested for `nnship quantize --exclude`.
 """
+
+DATA = DataArgs(
+    "--data",
+    required=True,
+    help="sample inputs (.npy, .npz, folder, image folder, pkg.mod:fn)",
+    limit_flag="--max-samples",
+    limit_help="samples to run (default 32)",
+    limit_default=32,
+)
+JSON = JsonArgs("write the full ranking as JSON (atomically)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,10 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="the float ONNX model the artifact was made from")  # fmt: skip
     parser.add_argument("artifact", type=Path, metavar="ARTIFACT.onnx",
                         help="the quantized / FP16 ONNX model to explain")  # fmt: skip
-    parser.add_argument("--data", required=True, metavar="DATA",
-                        help="sample inputs (.npy, .npz, folder, image folder, pkg.mod:fn)")  # fmt: skip
-    parser.add_argument("--max-samples", type=int, default=32, metavar="N",
-                        help="samples to run (default 32)")  # fmt: skip
+    DATA.add_to(parser)
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
                         help="samples per run (default 8)")  # fmt: skip
     parser.add_argument("--top", type=int, default=15, metavar="N",
@@ -49,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(default 0.25); below it the models are taken not to correspond")  # fmt: skip
     parser.add_argument("--threads", type=int, metavar="N",
                         help="ONNX Runtime threads (default: its own choice)")  # fmt: skip
-    parser.add_argument("--json", type=Path, metavar="OUT.json",
-                        help="write the full ranking as JSON (atomically)")  # fmt: skip
+    JSON.add_to(parser)
     parser.add_argument("--markdown", type=Path, metavar="OUT.md",
                         help="write the printed table as Markdown (atomically)")  # fmt: skip
     parser.add_argument("--report", type=Path, metavar="REPORT.json",
@@ -76,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         attach_to=args.report,
     )
     markdown = result.to_markdown(top=args.top)
-    if args.json:
-        result.save(args.json)
+    JSON.write(args, result.to_dict())
     if args.markdown:
         write_text_atomic(args.markdown, markdown)
     print(markdown, end="")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from nnship.cli.options import JsonArgs, ModelSourceArgs, option_name
 from nnship.core.errors import ExportError
+from nnship.core.toml import parse_literal_or_text as parse_value  # noqa: F401 - tests import it here
 
 _EPILOG = """\
 examples:
@@ -23,6 +24,16 @@ Every export is checked (onnx.checker, full check) and verified numerically agai
 with ONNX Runtime (at batch size 2 when the batch axis is dynamic); a mismatch beyond
 --atol + --rtol * |torch| fails with exit code 2 and leaves no file at -o.
 """
+
+MODEL_SOURCE = ModelSourceArgs(
+    source_help="model source (see examples)",
+    input_help="an input of forward(), e.g. x:1x3x224x224 or ids:1x128:int64 "
+    "(dtype default float32; repeatable; the shape is the example shape)",
+    factory_arg_help="keyword argument for the factory; VALUE is read as TOML "
+    '(width=32, name="a", depths=[1,2]), else as a string (repeatable)',
+    weights_help="state dict loaded into the factory's module (weights only)",
+)
+JSON = JsonArgs("also write the export result as JSON")
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,13 +51,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL", help="model source (see examples)")
+    MODEL_SOURCE.add_to(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.onnx",
                         help="where to write the ONNX model")  # fmt: skip
-    parser.add_argument("--input", "-i", dest="inputs", action="append", default=[],
-                        metavar="NAME:SHAPE[:DTYPE]",
-                        help="an input of forward(), e.g. x:1x3x224x224 or ids:1x128:int64 "
-                        "(dtype default float32; repeatable; the shape is the example shape)")  # fmt: skip
     parser.add_argument("--exporter", choices=["dynamo", "torchscript"],
                         help="torch exporter (default dynamo, torch.export-based)")  # fmt: skip
     parser.add_argument("--fallback", action="store_true", default=None,
@@ -60,46 +67,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--dynamic-axis", action="append", default=[], metavar="NAME:AXIS:DIM",
                         help="make another axis symbolic, e.g. input_ids:1:sequence "
                         "(repeatable; the same DIM name means the same size)")  # fmt: skip
-    parser.add_argument("--factory-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the factory; VALUE is read as TOML "
-                        "(width=32, name=\"a\", depths=[1,2]), else as a string (repeatable)")  # fmt: skip
-    parser.add_argument("--weights", type=Path, metavar="STATE_DICT.pt",
-                        help="state dict loaded into the factory's module (weights only)")  # fmt: skip
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow unpickling (runs code from the file: only for files you trust)")  # fmt: skip
     parser.add_argument("--atol", type=float,
                         help=f"verification absolute tolerance (default {DEFAULT_ATOL:g})")  # fmt: skip
     parser.add_argument("--rtol", type=float,
                         help=f"verification relative tolerance (default {DEFAULT_RTOL:g})")  # fmt: skip
     parser.add_argument("--verify-samples", type=int,
                         help="number of batches verified (default 2)")  # fmt: skip
-    parser.add_argument("--json", type=Path, metavar="OUT.json",
-                        help="also write the export result as JSON")  # fmt: skip
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
-
-
-def parse_value(text: str) -> Any:
-    """A --factory-arg value: TOML (numbers, booleans, strings in quotes, arrays), else the raw
-    string."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _factory_kwargs(items: list[str]) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ExportError(f"Bad --factory-arg '{item}': expected KEY=VALUE, e.g. width=32")
-        kwargs[key.strip()] = parse_value(value.strip())
-    return kwargs
 
 
 def _dynamic_axes(items: list[str]) -> dict[str, dict[int, str]]:
@@ -135,28 +111,17 @@ def _config(args: argparse.Namespace) -> Any:
     try:
         return ExportConfig(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'.'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(f"{option_name(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ExportError(f"Invalid export options: {problems}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.core.fileio import write_json_atomic
 
     result = api.export(
-        args.model,
-        args.output,
-        inputs=args.inputs or None,
-        factory_kwargs=_factory_kwargs(args.factory_arg) or None,
-        weights=args.weights,
-        trust_pickle=args.trust_pickle,
-        options=_config(args),
+        args.model, args.output, **MODEL_SOURCE.api_kwargs(args), options=_config(args)
     )
-    if args.json:
-        write_json_atomic(args.json, result.to_dict())
+    JSON.write(args, result.to_dict())
     _print_summary(result)
     return 0
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nnship.cli.options import DataArgs, JsonArgs, ModelSourceArgs, first_invalid_option
+
 _EPILOG = """\
 examples:
   nnship prune my_pkg.models:net --ratio 0.5 --importance l1 --input x:1x3x224x224 -o pruned.pt2
@@ -23,6 +25,21 @@ With --data (labels not needed), BatchNorm running statistics are re-estimated o
 pruning: without that a pruned CNN is often near chance accuracy until it is distilled.
 """
 
+MODEL_SOURCE = ModelSourceArgs(
+    source_help="model source: pkg.module:factory, file.py:factory, model.pt2, ...",
+    input_help="an input of forward(), e.g. x:1x3x224x224 (repeatable)",
+    factory_arg_help="keyword argument for the factory, VALUE read as TOML (repeatable)",
+)
+DATA = DataArgs(
+    "--data",
+    help="data (.npy, .npz, folder, pkg.mod:fn) to recalibrate BatchNorm statistics after "
+    "pruning and for Taylor importance (labels used if present)",
+    limit_flag="--data-limit",
+    limit_help="samples used for importance and recalibration (default 256)",
+    limit_default=256,
+)
+JSON = JsonArgs("also write the prune report as JSON")
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
@@ -37,19 +54,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", metavar="MODEL",
-                        help="model source: pkg.module:factory, file.py:factory, model.pt2, ...")  # fmt: skip
+    MODEL_SOURCE.add_to(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.pt2",
                         help="where to write the pruned model (torch.export program)")  # fmt: skip
-    parser.add_argument("--input", "-i", dest="inputs", action="append", default=[],
-                        metavar="NAME:SHAPE[:DTYPE]",
-                        help="an input of forward(), e.g. x:1x3x224x224 (repeatable)")  # fmt: skip
-    parser.add_argument("--factory-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the factory, VALUE read as TOML (repeatable)")  # fmt: skip
-    parser.add_argument("--weights", type=Path, metavar="STATE_DICT.pt",
-                        help="state dict loaded into the factory's module")  # fmt: skip
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow unpickling (runs code from the file: only for files you trust)")  # fmt: skip
     how = parser.add_argument_group("pruning")
     how.add_argument("--method", choices=["structured", "unstructured", "2:4"],
                      default="structured", help="default structured")  # fmt: skip
@@ -73,19 +80,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     how.add_argument("--steps", type=int, default=1,
                      help="prune in this many equal steps (default 1)")  # fmt: skip
     data = parser.add_argument_group("data")
-    data.add_argument("--data", metavar="DATA",
-                      help="data (.npy, .npz, folder, pkg.mod:fn) to recalibrate BatchNorm "
-                      "statistics after pruning and for Taylor importance (labels used if present)")  # fmt: skip
-    data.add_argument("--data-limit", type=int, default=256, metavar="N",
-                      help="samples used for importance and recalibration (default 256)")  # fmt: skip
+    DATA.add_to(data)
     data.add_argument("--no-recalibrate", action="store_true",
                       help="keep the BatchNorm statistics of the unpruned model even with --data")  # fmt: skip
     data.add_argument("--eval", metavar="DATA",
                       help="report top-1 accuracy (labels) and agreement before/after on this data")  # fmt: skip
     parser.add_argument("--latency-runs", type=int, default=30, metavar="N",
                         help="interleaved torch CPU latency runs at batch 1 (default 30, 0 = skip)")  # fmt: skip
-    parser.add_argument("--json", type=Path, metavar="OUT.json",
-                        help="also write the prune report as JSON")  # fmt: skip
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -130,43 +132,23 @@ def make_prune_config(args: argparse.Namespace) -> Any:
             recalibrate_bn=not getattr(args, "no_recalibrate", False),
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "options"
-        raise CompressionError(f"Invalid --{field.replace('_', '-')}: {err['msg']}") from None
-
-
-def factory_kwargs(items: list[str]) -> dict[str, Any]:
-    from nnship.cli.cmd_export import parse_value
-    from nnship.core.errors import ModelSourceError
-
-    kwargs: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ModelSourceError(f"Bad --factory-arg '{item}': expected KEY=VALUE, e.g. width=32")
-        kwargs[key.strip()] = parse_value(value.strip())
-    return kwargs
+        raise CompressionError(f"Invalid {first_invalid_option(exc, default='options')}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.core.fileio import write_json_atomic
 
     result = api.prune(
         args.model,
         args.output,
         make_prune_config(args),
-        inputs=args.inputs or None,
-        factory_kwargs=factory_kwargs(args.factory_arg) or None,
-        weights=args.weights,
-        trust_pickle=args.trust_pickle,
+        **MODEL_SOURCE.api_kwargs(args),
         data=args.data,
         eval_data=args.eval,
         latency_runs=args.latency_runs,
     )
     report = result.to_dict()
-    if args.json:
-        write_json_atomic(args.json, report)
+    JSON.write(args, report)
     _print_report(report, verbose=getattr(args, "verbose", 0) > 0)
     return 0
 

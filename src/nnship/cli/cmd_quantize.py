@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from nnship.cli.options import DataArgs, JsonArgs
 from nnship.quantize.config import DEFAULT_METHOD, METHOD_CHOICES, PRECISIONS, PROFILES
 
 _EPILOG = """\
@@ -20,6 +21,20 @@ examples:
 Every node left in float is listed with its reason, and so is the method --method auto chose
 with every candidate's score; --json writes the full result.
 """
+
+CALIBRATION = DataArgs(
+    "--calib",
+    help="calibration data (.npy, .npz, folder, image folder, pkg.mod:fn)",
+    limit_flag="--calib-limit",
+    limit_help="use at most N calibration samples (default 512)",
+)
+EVALUATION = DataArgs(
+    "--eval",
+    help="evaluation data: drift metrics and the fallback's budget",
+    limit_flag="--eval-limit",
+    limit_help="use at most N evaluation samples (default 1000)",
+)
+JSON = JsonArgs("also write the result (float nodes, reverts, metrics) as JSON")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,16 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--per-tensor", action="store_true",
                         help="per-tensor weights (default per-channel on the output axis)")  # fmt: skip
     data = parser.add_argument_group("data")
-    data.add_argument("--calib", metavar="DATA",
-                      help="calibration data (.npy, .npz, folder, image folder, pkg.mod:fn)")  # fmt: skip
+    CALIBRATION.add_to(data)
     data.add_argument("--calib-table", type=Path, metavar="TABLE.json",
                       help="calibration table written by `nnship calibrate`")  # fmt: skip
-    data.add_argument("--calib-limit", type=int, metavar="N",
-                      help="use at most N calibration samples (default 512)")  # fmt: skip
-    data.add_argument("--eval", metavar="DATA",
-                      help="evaluation data: drift metrics and the fallback's budget")  # fmt: skip
-    data.add_argument("--eval-limit", type=int, metavar="N",
-                      help="use at most N evaluation samples (default 1000)")  # fmt: skip
+    EVALUATION.add_to(data)
     budget = parser.add_argument_group("accuracy budget (needs --eval)")
     budget.add_argument("--max-top1-drop", type=float, metavar="PTS",
                         help="max top-1 drop in percentage points (labels: accuracy drop, "
@@ -94,8 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help=argparse.SUPPRESS)  # fmt: skip
     sel.add_argument("--fp16-io", dest="keep_io_types", action="store_false",
                      help="FP16: make inputs/outputs float16 too (default: keep float32)")  # fmt: skip
-    parser.add_argument("--json", type=Path, metavar="OUT.json",
-                        help="also write the result (float nodes, reverts, metrics) as JSON")  # fmt: skip
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -107,12 +115,11 @@ def _stored_method(table: object) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.core.fileio import write_json_atomic
-    from nnship.quantize import make_config
+    from nnship.quantize.config import make_config
 
     table = None
     if args.calib_table is not None:
-        from nnship.calibration import CalibrationTable
+        from nnship.calibration.table import CalibrationTable
 
         table = CalibrationTable.load(args.calib_table)
     has_data = args.calib is not None or args.eval is not None
@@ -150,8 +157,7 @@ def run(args: argparse.Namespace) -> int:
         eval_limit=args.eval_limit,
     )
     _print_result(result)
-    if args.json is not None:
-        write_json_atomic(args.json, result.to_dict())
+    JSON.write(args, result.to_dict())
     return 0
 
 

@@ -8,15 +8,17 @@ each calls one API function (`api.tune_show`, `api.tune_promote`), `nnship tune 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from typing import Any
 
-from nnship.cli.cmd_build import GATE_FLAGS
+from nnship.cli.options import GateArgs, JsonArgs, RecipeOverrideArgs
 from nnship.core.errors import RecipeError
 
 SUB_VERBS = ("show", "promote")
+SETTINGS = RecipeOverrideArgs("override a recipe key (value read as TOML; repeatable)")
+CONSTRAINTS = GateArgs("constraints (override [tune] constraints)", wording="constraint")
+JSON = JsonArgs("also write the result as JSON here")
 
 
 def parse_duration(text: str) -> float:
@@ -76,23 +78,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     search.add_argument("--seed", type=int, help="the sampler's seed (same seed, same trials)")
     search.add_argument("--timeout", metavar="DURATION", help="wall-time budget: 2h, 30m, 90s")
-    search.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key (value read as TOML; repeatable)",
-    )
-    gates = parser.add_argument_group("constraints (override [tune] constraints)")
-    for name, text in GATE_FLAGS.items():
-        gates.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=f"gate_{name}",
-            type=float,
-            metavar="X",
-            help=text.replace("fail a row", "infeasible: an artifact"),
-        )
+    SETTINGS.add_to(search)
+    CONSTRAINTS.add_to(parser)
     where = parser.add_argument_group("study and storage")
     where.add_argument("--cache", metavar="DIR", help="stage cache (default <tune folder>/cache)")
     where.add_argument(
@@ -106,28 +93,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     sub = parser.add_argument_group("show / promote")
     sub.add_argument("--html", metavar="FILE", help="show: also write the HTML report")
     sub.add_argument("--trial", type=int, metavar="N", help="promote: the trial to promote")
-    parser.add_argument("--json", dest="json_out", help="also write the result as JSON here")
+    JSON.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from nnship import api
-    from nnship.recipe import parse_override
 
     if args.recipe in SUB_VERBS:
         return _run_show(args) if args.recipe == "show" else _run_promote(args)
     if args.folder is not None:
         raise RecipeError(f"unexpected argument '{args.folder}' (did you mean 'tune show'?)")
-    constraints = {
-        name: getattr(args, f"gate_{name}")
-        for name in GATE_FLAGS
-        if getattr(args, f"gate_{name}", None) is not None
-    }
+    constraints = CONSTRAINTS.values(args)
     result = api.tune(
         args.recipe,
         output_dir=args.output,
-        overrides=dict(parse_override(text) for text in args.overrides),
+        overrides=SETTINGS.overrides(args),
         trials=args.trials,
         sampler=args.sampler,
         seed=args.seed,
@@ -140,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         quiet=bool(getattr(args, "quiet", False)),
     )
-    _write_json(args, result)
+    JSON.write(args, result.to_dict(), sort_keys=False)
     from nnship.tune.render import print_fronts
 
     print_fronts(result.pareto, result.records)
@@ -166,7 +148,7 @@ def _run_show(args: argparse.Namespace) -> int:
     from nnship.tune.render import print_fronts
 
     summary = api.tune_show(_folder(args), html=args.html)
-    _write_json(args, summary)
+    JSON.write(args, summary.to_dict(), sort_keys=False)
     print_fronts(summary.pareto, summary.records)
     if summary.html_path:
         print(f"html: {summary.html_path}")
@@ -181,15 +163,8 @@ def _run_promote(args: argparse.Namespace) -> int:
             "nnship tune promote DIR --trial N -o recipe.best.toml: give --trial and -o"
         )
     promoted = api.tune_promote(_folder(args), trial=args.trial, output=args.output)
-    _write_json(args, promoted)
+    JSON.write(args, promoted.to_dict(), sort_keys=False)
     print(
         f"recipe of trial {promoted.trial}: {promoted.path} (build it with: nnship build {promoted.path})"
     )
     return 0
-
-
-def _write_json(args: argparse.Namespace, result: Any) -> None:
-    if getattr(args, "json_out", None):
-        from nnship.core.fileio import write_text_atomic
-
-        write_text_atomic(args.json_out, json.dumps(result.to_dict(), indent=2) + "\n")

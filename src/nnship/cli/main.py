@@ -3,7 +3,8 @@
 Every subcommand is a module `nnship.cli.cmd_<name>` exposing
 `register(subparsers) -> argparse.ArgumentParser` whose parser has `func=run` set via
 `set_defaults(func=...)`; `run(args) -> int` returns the exit code. Modules are discovered,
-so adding a command touches no shared file.
+so adding a command touches no shared file. Flags that commands share come from the argument
+groups of `nnship.cli.options`; a command never imports another.
 
 Exit codes: 0 success / all gates pass, 1 a gate failed, 2 usage or input error.
 """

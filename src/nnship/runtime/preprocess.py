@@ -49,11 +49,42 @@ def center_crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return image[top : top + height, left : left + width]
 
 
+_MODES = {1: "greyscale", 2: "greyscale+alpha", 3: "RGB", 4: "RGBA"}
+"""Channel count -> the decoded image mode it is taken for (Pillow's L, LA, RGB, RGBA)."""
+
+
+def convert_color(image: np.ndarray, color: str, *, source: str = "image") -> np.ndarray:
+    """`image` (H, W, C) with the channels `color` takes, converted as Pillow's
+    `Image.convert` does (so the model sees what `Image.open(f).convert(...)` gave it in
+    training): to RGB (also for "BGR": decoded images are RGB, the channels are reversed
+    later), grey is repeated in the three channels and alpha is dropped (not composited);
+    to "GRAY", alpha is dropped and RGB becomes ITU-R 601-2 luma,
+    L = (19595 R + 38470 G + 7471 B + 2**15) >> 16 on uint8 as Pillow's `L24` (libImaging/
+    Convert.c), 0.299 R + 0.587 G + 0.114 B on floats. Other channel counts are refused."""
+    channels = image.shape[2]
+    if channels not in _MODES:
+        raise BundleError(
+            f"{source}: {channels}-channel image; the bundle's preprocessing (color {color}) "
+            f"takes {'1 channel' if color == 'GRAY' else '3 channels'} and converts greyscale, "
+            "greyscale+alpha, RGB and RGBA images (1 to 4 channels): convert the image first"
+        )
+    colour = image[:, :, :3] if channels >= 3 else image[:, :, :1]  # alpha dropped
+    if color != "GRAY":
+        return colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
+    if colour.shape[2] == 1:
+        return colour
+    if colour.dtype == np.uint8:
+        weighted = colour.astype(np.uint32) @ np.array([19595, 38470, 7471], np.uint32)
+        return ((weighted + (1 << 15)) >> 16).astype(np.uint8)[:, :, None]
+    return (colour @ np.array([0.299, 0.587, 0.114], colour.dtype))[:, :, None]
+
+
 def preprocess_image(image: np.ndarray, pp: Preprocessing, spec: TensorInfo,
                      *, source: str = "image") -> np.ndarray:  # fmt: skip
-    """One decoded image (H, W, 3) RGB or (H, W) / (H, W, 1) grey, uint8 (or float in 0..255)
-    -> a batch of one in the model's layout, colour order and dtype:
-    resize -> centre crop -> * scale -> (x - mean) / std -> colour order -> layout."""
+    """One decoded image, (H, W) or (H, W, C) with C 1 (grey), 2 (grey + alpha), 3 (RGB) or
+    4 (RGBA), uint8 (or float in 0..255) -> a batch of one in the model's layout, colour order
+    and dtype: colour conversion (`convert_color`) -> resize -> centre crop -> * scale ->
+    (x - mean) / std -> colour order -> layout."""
     if not isinstance(image, np.ndarray):
         raise BundleError(f"{source}: expected a numpy array, got {type(image).__name__}")
     if image.ndim == 2:
@@ -62,16 +93,9 @@ def preprocess_image(image: np.ndarray, pp: Preprocessing, spec: TensorInfo,
         raise BundleError(
             f"{source}: shape {list(image.shape)}; expected an image (height, width[, channels])"
         )
-    channels = image.shape[2]
-    wanted = 1 if pp.color == "GRAY" else 3
-    if channels != wanted:
-        kind = {1: "greyscale", 3: "RGB", 4: "RGBA"}.get(channels, f"{channels}-channel")
-        raise BundleError(
-            f"{source}: {kind} image with {channels} channel(s); the bundle's preprocessing "
-            f"(color {pp.color}) takes {wanted} (convert the image first)"
-        )
     if not (image.dtype == np.uint8 or np.issubdtype(image.dtype, np.floating)):
         raise BundleError(f"{source}: dtype {image.dtype}; expected uint8 (or float) pixels")
+    image = convert_color(image, pp.color, source=source)
     if pp.resize:
         image = resize_bilinear(image, *pp.resize)
     if pp.crop:

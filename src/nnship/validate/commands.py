@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from nnship.validate.config import ValidateConfig
 from nnship.validate.outputs import SavedOutputsRunner
 from nnship.validate.report import MemoryStats, Report, summarize_errors
 from nnship.validate.validate import validate
+
+log = logging.getLogger(__name__)
+
+ONNX_BASELINE = "onnx/fp32"
+"""The label of a baseline given as an ONNX file (its input shapes are the model's own)."""
 
 try:
     import tomllib
@@ -249,6 +255,10 @@ def validate_models(
             runners[_unique(f"saved/{replay.saved.label}", taken, Path(path))] = replay
         if not runners:
             raise DataError("Nothing to validate: give --candidate or --candidate-outputs")
+        # the runners of model files: a torch baseline's shapes are the example's, not fixed
+        models = {base_label: base_runner} if base_label == ONNX_BASELINE else {}
+        models.update((label, runners[label]) for label in artifacts)
+        config = at_fixed_batch(config, models, dataset.num_samples)
         report = validate(
             base_runner,
             runners,
@@ -292,7 +302,46 @@ def _open_baseline(
     from nnship.backends.onnxruntime import OnnxRuntimeRunner
 
     runner, ms, _ = timed_load(lambda: OnnxRuntimeRunner(loaded.onnx_path, threads=threads))
-    return runner, "onnx/fp32", dataset, loaded.fingerprint, load_ms + ms, memory
+    return runner, ONNX_BASELINE, dataset, loaded.fingerprint, load_ms + ms, memory
+
+
+def fixed_batch_size(specs: Sequence[TensorSpec]) -> int | None:
+    """N when axis 0 of every input is the fixed size N (the model takes batches of N only),
+    else None (a symbolic batch axis, or fixed sizes that differ: not a batch axis)."""
+    firsts = {spec.shape[0] if spec.shape else None for spec in specs}
+    size = firsts.pop() if len(firsts) == 1 else None
+    return size if isinstance(size, int) and size > 0 else None
+
+
+def at_fixed_batch(
+    config: ValidateConfig, models: Mapping[str, Runner], num_samples: int
+) -> ValidateConfig:
+    """`config` for `models` (label -> runner of a model file) that fix their batch size N:
+    the accuracy pass and the latency at batch N, and the samples cut to a multiple of N; each
+    change is logged. Models fixing different sizes are a `DataError`; when none fixes one,
+    `config` is returned as it is."""
+    fixed = {label: n for label, r in models.items() if (n := fixed_batch_size(r.input_specs))}
+    if not fixed:
+        return config
+    if len(set(fixed.values())) > 1:
+        sizes = ", ".join(f"{label} {n}" for label, n in fixed.items())
+        raise DataError(f"The models fix different batch sizes ({sizes}): no batch fits all")
+    size = next(iter(fixed.values()))
+    who = f"{' and '.join(fixed)} fix{'es' if len(fixed) == 1 else ''} the batch size at {size}"
+    update: dict[str, Any] = {}
+    if config.batch_size != size:
+        log.info("%s: validating at batch size %d (not %d)", who, size, config.batch_size)
+        update["batch_size"] = size
+    if config.latency.enabled and config.latency.batch_sizes != [size]:
+        log.info("%s: timing at batch size %d (not %s)", who, size, config.latency.batch_sizes)
+        update["latency"] = config.latency.model_copy(update={"batch_sizes": [size]})
+    used = min(num_samples, config.max_samples or num_samples)
+    if used % size:
+        if used < size:
+            raise DataError(f"{who}; the data has {used} sample(s)")
+        log.info("%s: the last %d of %d samples are left out", who, used % size, used)
+        update["max_samples"] = used - used % size
+    return config.model_copy(update=update)
 
 
 def compare_report_files(
