@@ -82,7 +82,7 @@ def _load_arrays(path: Path, input_names: list[str]) -> dict[str, np.ndarray]:
 def decode_image(path: Path) -> np.ndarray:
     """An image file as an (H, W[, C]) uint8 array, EXIF orientation applied; palette, CMYK
     and YCbCr images become RGB, other modes stay as decoded (grey, RGBA: the preprocessing
-    refuses a channel count it does not take). Anything Pillow cannot decode is a
+    converts them to the bundle's colour as Pillow would). Anything Pillow cannot decode is a
     `DataError` naming the file."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -142,7 +142,7 @@ def run_bundle(
     `output`: also write every output to this `.npz`.
     `top_k`: classes listed per sample (default 5) for (batch, classes) outputs when the
     bundle declares labels. Wrong input names, shapes or dtypes, an undecodable image or one
-    with the wrong channel count are errors naming the tensor or file (exit 2)."""
+    with other than 1-4 channels are errors naming the tensor or file (exit 2)."""
     from nnship.runtime import Bundle
 
     if (inputs is None) == (image is None):
