@@ -122,6 +122,30 @@ class PruneResult:
             "stale_batchnorm": self.stale_batchnorm,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], module: nn.Module) -> PruneResult:
+        """The result `to_dict()` summarised (after a JSON round trip too), around `module`
+        (the pruned module, which the summary does not hold)."""
+        divergence = data.get("bn_divergence")
+        return cls(
+            module=module,
+            config=PruneConfig.model_validate(data["config"]),
+            params_before=int(data["params_before"]),
+            params_after=int(data["params_after"]),
+            nonzero_before=int(data["nonzero_before"]),
+            nonzero_after=int(data["nonzero_after"]),
+            flops_before=int(data["flops_before"]),
+            flops_after=int(data["flops_after"]),
+            groups=[GroupChange(**g) for g in data.get("groups", [])],
+            layer_sparsity=dict(data.get("layer_sparsity", {})),
+            sensitivity={k: list(v) for k, v in data.get("sensitivity", {}).items()},
+            skipped=dict(data.get("skipped", {})),
+            protected=list(data.get("protected", [])),
+            recalibrated=list(data.get("recalibrated_bn", [])),
+            bn_divergence=None if divergence is None else (divergence[0], divergence[1]),
+            stale_batchnorm=bool(data.get("stale_batchnorm", False)),
+        )
+
 
 def _match_names(model: nn.Module, patterns: list[str], what: str) -> list[str]:
     names = [n for n, _ in model.named_modules() if n]
