@@ -137,3 +137,37 @@ def test_transformer_mlp_hidden_neurons_are_pruned():
     # attention projections hard-code their width in a view (heads x head_dim): pruning them
     # would break the forward pass, so they are left whole and the reason is recorded
     assert "breaks the forward pass" in result.skipped["layers.0.attention.query"]
+
+
+class _GroupedConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.a, self.bn = nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32)
+        self.g = nn.Conv2d(32, 32, 3, padding=1, groups=4)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.a(torch.relu(self.stem(x)))))
+        return self.head(torch.relu(self.g(x)).mean((2, 3)))
+
+
+def test_grouped_conv_loses_the_same_channels_in_every_group():
+    """Torch-Pruning's planner removes the same positions from each of the 4 channel groups
+    that `g` reads; arbitrary channels would leave groups of unequal width, which the pruned
+    conv cannot express (its weights would read the wrong inputs)."""
+    torch.manual_seed(0)
+    model = _GroupedConv().eval()
+    x = torch.randn(4, 3, 8, 8)
+    config = PruneConfig(ratio=0.5, round_to=4, protect=["stem", "g"])
+    pruned = prune(model, {"x": x[:1]}, config).module
+    kept = [int((model.a.weight - w).abs().flatten(1).sum(1).argmin()) for w in pruned.a.weight]
+    assert sorted({c % 8 for c in kept}) == sorted(c for c in kept if c < 8)
+    assert [sum(1 for c in kept if c // 8 == k) for k in range(4)] == [4, 4, 4, 4]
+    removed = torch.tensor(sorted(set(range(32)) - set(kept)))
+    # the original with the removed channels switched off (ReLU of a large negative: 0)
+    hook = model.bn.register_forward_hook(lambda mod, i, out: out.index_fill(1, removed, -1e4))
+    with torch.no_grad():
+        expected = model(x)
+    hook.remove()
+    torch.testing.assert_close(pruned(x), expected)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,7 +82,6 @@ def prune(
     import torch
 
     from nnship.compress import compress as _compress
-    from nnship.compress import prune as _prune
     from nnship.compress import torch_latency_ms
     from nnship.compress.metrics import top1
     from nnship.core.errors import CompressionError
@@ -96,17 +94,8 @@ def prune(
     example = loaded.example_inputs
     assert example is not None
     train = open_data_arg(data, specs) if data is not None else None
-    if config.steps > 1:
-        steps = _compress(loaded.module, example, config, None, data=train).prune_steps
-        first = steps[0]
-        result = dataclasses.replace(
-            steps[-1],
-            params_before=first.params_before,
-            flops_before=first.flops_before,
-            nonzero_before=first.nonzero_before,
-        )
-    else:
-        result = _prune(loaded.module, example, config, data=train)
+    result = _compress(loaded.module, example, config, None, data=train).pruned()
+    assert result is not None
     report = PruneReport(loaded.source, Path(out_path), result)
     models = {"original": loaded.module, "pruned": result.module}
     if latency_runs > 0:
@@ -136,8 +125,8 @@ def distill(
     and write it as a `.pt2` at `out_path`. `factory_kwargs`/`teacher_weights` apply to the
     teacher; `val_data` picks the best epoch and reports agreement/accuracy; `keep_sparsity`
     keeps zeroed weights at zero (an unstructured/2:4 student)."""
+    from nnship.compress import compress as _compress
     from nnship.compress import count_parameters
-    from nnship.compress import distill as _distill
     from nnship.core.errors import CompressionError
     from nnship.sources.models import save_pt2
 
@@ -153,7 +142,16 @@ def distill(
     assert example is not None
     train = open_data_arg(data, specs)
     val = open_data_arg(val_data, specs) if val_data is not None else None
-    result = _distill(t.module, s.module, train, config, val_data=val, keep_zeros=keep_sparsity)
+    (result,) = _compress(
+        t.module,
+        example,
+        None,
+        config,
+        data=train,
+        val_data=val,
+        student=s.module,
+        keep_zeros=keep_sparsity,
+    ).distill_steps
     save_pt2(result.student, example, out_path)
     return DistillReport(
         t.source,

@@ -4,7 +4,9 @@ Public surface (see docs/pruning.md):
 - `prune(module, example_inputs, config, *, data=None, teacher=None) -> PruneResult`
 - `distill(teacher, student, data, config, *, val_data=None, keep_zeros=False) -> DistillResult`
 - `compress(module, example_inputs, prune_config, distill_config=None, *, data=None,
-  val_data=None) -> CompressResult` (the iterative prune -> distill schedule)
+  val_data=None, student=None, keep_zeros=None, on_epoch=None, store=None) -> CompressResult`
+  (prune -> distill in `steps` steps: what `nnship prune`, `nnship distill` and `nnship build`
+  run; `Phase`/`PhaseStore` let a caller cache each step)
 - `recalibrate_batchnorm(module, data, *, max_samples=256, batch_size=32) -> [layer names]`
   (what `prune()` runs after pruning when it gets data)
 - `PruneConfig`, `DistillConfig` (the recipe's [prune] / [distill] sections)
@@ -35,6 +37,8 @@ _LAZY = {
     "prune": "nnship.compress.prune",
     "recalibrate_batchnorm": "nnship.compress.recalibrate",
     "CompressResult": "nnship.compress.schedule",
+    "Phase": "nnship.compress.schedule",
+    "PhaseStore": "nnship.compress.schedule",
     "compress": "nnship.compress.schedule",
 }
 
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     )
     from nnship.compress.prune import GroupChange, PruneResult, prune
     from nnship.compress.recalibrate import recalibrate_batchnorm
-    from nnship.compress.schedule import CompressResult, compress
+    from nnship.compress.schedule import CompressResult, Phase, PhaseStore, compress
 
 
 class _Package(types.ModuleType):
@@ -79,6 +83,8 @@ __all__ = [
     "DistillResult",
     "EpochStats",
     "GroupChange",
+    "Phase",
+    "PhaseStore",
     "PruneConfig",
     "PruneResult",
     "compress",

@@ -97,6 +97,26 @@ class DistillResult:
             "epochs": self.epochs,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], student: nn.Module) -> DistillResult:
+        """The result `to_dict()` summarised (after a JSON round trip too), around `student`
+        (the trained module, which the summary does not hold)."""
+        return cls(
+            student=student,
+            config=DistillConfig.model_validate(data["config"]),
+            history=[EpochStats(**h) for h in data.get("history", [])],
+            best_epoch=int(data.get("best_epoch", 0)),
+            stopped_early=bool(data.get("stopped_early", False)),
+            resumed_from_epoch=data.get("resumed_from_epoch"),
+            agreement_before=data.get("agreement_before"),
+            agreement_after=data.get("agreement_after"),
+            teacher_accuracy=data.get("teacher_accuracy"),
+            accuracy_before=data.get("accuracy_before"),
+            accuracy_after=data.get("accuracy_after"),
+            augmented=bool(data.get("augmented", False)),
+            epochs=int(data.get("epochs", 0)),
+        )
+
 
 def _set_train(module: nn.Module, mode: bool) -> None:
     try:

@@ -2,14 +2,16 @@
 
 Each criterion scores a Torch-Pruning group (every parameter slice that loses channel c), the
 "group importance" of DepGraph (Fang et al. 2023): a channel matters if it matters anywhere it
-is used. `l1`/`l2` and `bn_scale` are Torch-Pruning's own; `taylor` computes its gradients
-from the user's data first (labels, else a teacher's outputs, else the model's own top-1).
+is used. `l1`/`l2`, `bn_scale` and `taylor` are Torch-Pruning's own criteria; what Torch-Pruning
+leaves to its user is the gradient Taylor reads, which nnship computes from the user's data
+(`accumulate_gradients`: labels, else a teacher's outputs, else the model's own top-1), the
+planner (`planning.py`) scores a group that a criterion cannot score (`bn_scale` without a
+normalization layer) by its L2 norm, where Torch-Pruning would leave it whole.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,20 +24,6 @@ from nnship.core.errors import CompressionError
 from nnship.sources.binding import call_module
 
 log = logging.getLogger(__name__)
-
-
-class BNScaleOrMagnitudeImportance(tp.importance.Importance):
-    """|gamma| of the group's BatchNorm/LayerNorm layers (Liu et al. 2017, "Learning Efficient
-    Convolutional Networks through Network Slimming"); the group L2 norm where a group has no
-    normalization layer."""
-
-    def __init__(self) -> None:
-        self.scale = tp.importance.BNScaleImportance()
-        self.magnitude = tp.importance.GroupMagnitudeImportance(p=2)
-
-    def __call__(self, group: Any) -> torch.Tensor | None:
-        score = self.scale(group)
-        return score if score is not None else self.magnitude(group)
 
 
 def _taylor_loss(
@@ -100,46 +88,19 @@ def accumulate_gradients(
 
 
 def importance_criterion(importance: str) -> tp.importance.Importance:
-    """The Torch-Pruning importance object for nnship's `importance` name."""
+    """The Torch-Pruning importance object for nnship's `importance` name. A group it cannot
+    score (`bn_scale` without a normalization layer) is scored by `planning.ChannelPlanner` by
+    its L2 norm."""
     if importance == "l1":
         return tp.importance.GroupMagnitudeImportance(p=1)
     if importance == "l2":
         return tp.importance.GroupMagnitudeImportance(p=2)
     if importance == "bn_scale":
-        return BNScaleOrMagnitudeImportance()
+        # |gamma| of the group's BatchNorm/LayerNorm layers (Liu et al. 2017, "Learning
+        # Efficient Convolutional Networks through Network Slimming")
+        return tp.importance.BNScaleImportance()
     if importance == "taylor":
         # First-order Taylor (Molchanov et al. 2019, "Importance Estimation for Neural Network
         # Pruning"): |sum over the channel's parameters of gradient * weight|, per group.
         return tp.importance.GroupTaylorImportance(multivariable=True)
     raise CompressionError(f"Unknown importance '{importance}'")
-
-
-def group_scores(
-    model: nn.Module,
-    groups: dict[int, Any],
-    importance: str,
-    *,
-    data: DataSource | None = None,
-    teacher: nn.Module | None = None,
-    batch_size: int = 32,
-    max_samples: int = 256,
-) -> dict[int, torch.Tensor]:
-    """Importance of every channel of every Torch-Pruning group (by id), higher = keep."""
-    if importance == "taylor":
-        if data is None:
-            raise CompressionError("Importance 'taylor' needs data: pass --data (or [prune] data)")
-        accumulate_gradients(
-            model, data, teacher=teacher, batch_size=batch_size, max_samples=max_samples
-        )
-    criterion = importance_criterion(importance)
-    out: dict[int, torch.Tensor] = {}
-    try:
-        for gid, group in groups.items():
-            score = criterion(group)
-            if score is None:  # no parameterized layer Torch-Pruning scores: keep by magnitude
-                score = tp.importance.GroupMagnitudeImportance(p=2)(group)
-            out[gid] = score.detach().double().cpu()
-    finally:
-        if importance == "taylor":
-            model.zero_grad(set_to_none=True)
-    return out

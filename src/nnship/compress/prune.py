@@ -22,16 +22,10 @@ from torch import nn
 from nnship.compress._data import check_data_inputs, flatten_outputs, load_arrays
 from nnship.compress.config import PruneConfig
 from nnship.compress.flops import count_flops, count_nonzero_parameters, count_parameters
-from nnship.compress.importance import group_scores
+from nnship.compress.importance import accumulate_gradients, importance_criterion
+from nnship.compress.planning import ChannelPlanner
 from nnship.compress.recalibrate import batchnorm_layers, recalibrate_if_closer
-from nnship.compress.structured import (
-    apply_plan,
-    build_graph,
-    call_order_and_outputs,
-    plan_global,
-    plan_uniform,
-    prunable_groups,
-)
+from nnship.compress.structured import apply_plan, call_order_and_outputs, prunable_groups
 from nnship.compress.trace import ExampleInputs, as_input_dict
 from nnship.compress.unstructured import (
     PRUNABLE,
@@ -128,6 +122,30 @@ class PruneResult:
             "stale_batchnorm": self.stale_batchnorm,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], module: nn.Module) -> PruneResult:
+        """The result `to_dict()` summarised (after a JSON round trip too), around `module`
+        (the pruned module, which the summary does not hold)."""
+        divergence = data.get("bn_divergence")
+        return cls(
+            module=module,
+            config=PruneConfig.model_validate(data["config"]),
+            params_before=int(data["params_before"]),
+            params_after=int(data["params_after"]),
+            nonzero_before=int(data["nonzero_before"]),
+            nonzero_after=int(data["nonzero_after"]),
+            flops_before=int(data["flops_before"]),
+            flops_after=int(data["flops_after"]),
+            groups=[GroupChange(**g) for g in data.get("groups", [])],
+            layer_sparsity=dict(data.get("layer_sparsity", {})),
+            sensitivity={k: list(v) for k, v in data.get("sensitivity", {}).items()},
+            skipped=dict(data.get("skipped", {})),
+            protected=list(data.get("protected", [])),
+            recalibrated=list(data.get("recalibrated_bn", [])),
+            bn_divergence=None if divergence is None else (divergence[0], divergence[1]),
+            stale_batchnorm=bool(data.get("stale_batchnorm", False)),
+        )
+
 
 def _match_names(model: nn.Module, patterns: list[str], what: str) -> list[str]:
     names = [n for n, _ in model.named_modules() if n]
@@ -177,35 +195,45 @@ def _prune_structured(
         result.skipped[name] = f"protected layer '{name}'"
     for name in outputs:
         result.skipped[name] = "model output"
-    ignored = list(dict.fromkeys(protected + outputs))
-    graph = build_graph(model, inputs)
-    groups, tp_groups = prunable_groups(model, graph, ignored)
+    # Torch-Pruning ignores the submodules of an ignored module too: name them all, so the
+    # groups listed here are the ones its planner ranks.
+    ignored_modules = [modules[n] for n in dict.fromkeys(protected + outputs)]
+    names = {m: n for n, m in model.named_modules()}
+    ignored = list(dict.fromkeys(names[m] for top in ignored_modules for m in top.modules()))
+    if config.importance == "taylor" and data is None:
+        raise CompressionError("Importance 'taylor' needs data: pass --data (or [prune] data)")
+    criterion = importance_criterion(config.importance)
+    planner = ChannelPlanner(model, inputs, config, ignored_modules, criterion)
+    groups, _ = prunable_groups(model, planner.DG, ignored)
     if not groups:
         raise CompressionError(
             f"{type(model).__name__} has no prunable channel group; "
             + "; ".join(f"{k}: {v}" for k, v in list(result.skipped.items())[:6])
         )
-    scores = group_scores(
-        model,
-        {g.id: tp_groups[g.name] for g in groups},
-        config.importance,
-        data=data,
-        teacher=teacher,
-        batch_size=config.batch_size,
-        max_samples=config.max_samples,
-    )
-    if config.scope == "global":
-        plan = plan_global(
-            groups, scores, config.ratio, config.layer_ratios, config.round_to,
-            config.max_group_ratio,
-        )  # fmt: skip
-    else:
-        plan = plan_uniform(groups, scores, config.ratio, config.layer_ratios, config.round_to)
-    del graph, tp_groups  # the graph holds the unpruned model's autograd trace
-    pruned, broken = apply_plan(model, inputs, groups, plan, _output_shapes(model, inputs))
+    if config.importance == "taylor":
+        assert data is not None
+        accumulate_gradients(
+            model,
+            data,
+            teacher=teacher,
+            batch_size=config.batch_size,
+            max_samples=config.max_samples,
+        )
+    try:
+        removals = planner.plan(groups)
+    finally:
+        if config.importance == "taylor":
+            model.zero_grad(set_to_none=True)
+    del planner  # its graph holds the unpruned model's autograd trace
+    pruned, broken = apply_plan(model, inputs, removals, _output_shapes(model, inputs))
     result.skipped.update(broken)
     result.groups = [
-        GroupChange(g.name, g.producers, g.size, g.size if g.name in broken else len(plan[g.id]))
+        GroupChange(
+            g.name,
+            g.producers,
+            g.size,
+            g.size if g.name in broken else g.size - len(removals.get(g.name, [])),
+        )
         for g in groups
     ]
     return pruned

@@ -4,28 +4,26 @@ Towards Any Structural Pruning").
 Torch-Pruning traces the model through autograd (any Python control flow, `nn.Conv2d`
 subclasses that call `F.conv2d` with their own weights, residuals, concatenations, depthwise
 and squeeze-excite blocks) and answers, for a layer's output channels, the *group* of every
-parameter slice coupled to them; `group.prune()` shrinks them all. nnship adds, on top:
+parameter slice coupled to them; `group.prune()` shrinks them all. Which channels to remove is
+planned by Torch-Pruning's pruner (`planning.py`). nnship adds here what Torch-Pruning leaves
+to its user:
 
 - the output layers found automatically (the layers a model output is computed from without
-  another Conv/Linear in between: pruning them changes the output shapes), ignored;
-- importances from data (`importance.py`), each a Torch-Pruning `Importance` object;
-- a plan that rounds every kept channel count to the nearest multiple of `round_to` (never
-  below it, small groups kept whole) for the backends' kernels;
+  another Conv/Linear in between: pruning them changes the output shapes); Torch-Pruning
+  prunes every layer it is not told to ignore;
 - a verified result: if the pruned model no longer runs (a layer whose channel count is
   hard-coded in a `view`, e.g. attention heads), each group is tried alone and the ones that
-  break the forward pass are left whole, with the reason.
+  break the forward pass are left whole, with the reason; Torch-Pruning cuts what its graph
+  says and does not run the model again.
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -35,7 +33,7 @@ from nnship.core.errors import CompressionError
 from nnship.sources.binding import call_module, pass_by_keyword
 
 log = logging.getLogger(__name__)
-_ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
+ROOT_TYPES = (nn.modules.conv._ConvNd, nn.Linear)
 
 
 @dataclass
@@ -50,7 +48,7 @@ class PrunableGroup:
     they follow their input)."""
 
 
-def _example(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
+def example_for_tracing(model: nn.Module, inputs: dict[str, torch.Tensor]) -> Any:
     """Example inputs as Torch-Pruning passes them: a dict (`model(**x)`) or a tuple."""
     return inputs if pass_by_keyword(model, list(inputs)) else tuple(inputs.values())
 
@@ -61,16 +59,21 @@ def build_graph(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tp.Depende
     try:
         with torch.enable_grad():
             return tp.DependencyGraph().build_dependency(
-                model, example_inputs=_example(model, inputs), verbose=False
+                model, example_inputs=example_for_tracing(model, inputs), verbose=False
             )
     except Exception as exc:
-        root = exc
-        while root.__cause__ is not None:
-            root = root.__cause__
-        raise CompressionError(
-            f"Cannot build the channel dependency graph of {type(model).__name__} "
-            f"({type(root).__name__}: {root}); prune with method 'unstructured' instead"
-        ) from exc
+        raise graph_error(model, exc) from exc
+
+
+def graph_error(model: nn.Module, exc: BaseException) -> CompressionError:
+    """The error for a model Torch-Pruning cannot trace, naming the root cause."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return CompressionError(
+        f"Cannot build the channel dependency graph of {type(model).__name__} "
+        f"({type(root).__name__}: {root}); prune with method 'unstructured' instead"
+    )
 
 
 def is_depthwise(module: nn.Module) -> bool:
@@ -106,7 +109,7 @@ def call_order_and_outputs(
     handles = []
     for module in model.modules():
         handles.append(module.register_forward_pre_hook(pre_hook))
-        if isinstance(module, _ROOT_TYPES):
+        if isinstance(module, ROOT_TYPES):
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.enable_grad():
@@ -134,7 +137,7 @@ def _producers(graph: tp.DependencyGraph, group: Any, names: dict[nn.Module, str
     for dep, _ in group:
         module = dep.target.module
         if (
-            isinstance(module, _ROOT_TYPES)
+            isinstance(module, ROOT_TYPES)
             and graph.is_out_channel_pruning_fn(dep.handler)
             and not is_depthwise(module)
         ):
@@ -152,9 +155,7 @@ def prunable_groups(
     ignored_modules = [modules[n] for n in ignored]
     groups: list[PrunableGroup] = []
     tp_groups: dict[str, Any] = {}
-    for group in graph.get_all_groups(
-        ignored_layers=ignored_modules, root_module_types=_ROOT_TYPES
-    ):
+    for group in graph.get_all_groups(ignored_layers=ignored_modules, root_module_types=ROOT_TYPES):
         producers = _producers(graph, group, names)
         if not producers:
             continue  # only depthwise convs: they follow the layer that feeds them
@@ -172,80 +173,20 @@ def prunable_groups(
     return groups, tp_groups
 
 
-def keep_count(size: int, ratio: float, round_to: int) -> int:
-    """Channels a group of `size` keeps at `ratio`: size * (1 - ratio) rounded to the nearest
-    multiple of `round_to` (at least `round_to`, at most `size`). Groups of at most `round_to`
-    channels are kept whole."""
-    if ratio <= 0 or size <= round_to:
+def round_kept(size: int, kept: float, round_to: int) -> int:
+    """`kept` channels of a group of `size` rounded to the nearest multiple of `round_to`
+    (Python's `round`: a half goes to the even multiple), at least `round_to` and at most
+    `size`; a group of at most `round_to` channels is kept whole."""
+    if size <= round_to:
         return size
-    keep = int(round(size * (1.0 - ratio) / round_to)) * round_to
-    return min(size, max(round_to, keep))
+    rounded = int(round(kept / round_to)) * round_to
+    return min(size, max(round_to, rounded))
 
 
-def group_ratio(group: PrunableGroup, layer_ratios: dict[str, float]) -> float | None:
-    """The per-layer override that applies to `group` (via any producer), else None."""
-    for pattern, ratio in layer_ratios.items():
-        if any(fnmatch.fnmatchcase(p, pattern) for p in [group.name, *group.producers]):
-            return ratio
-    return None
-
-
-def _top(score: torch.Tensor, keep: int) -> list[int]:
-    # Stable sort on -score: ties keep the lower channel index (deterministic).
-    order = np.argsort(-score.double().numpy(), kind="stable")
-    return sorted(int(i) for i in order[:keep])
-
-
-def plan_uniform(
-    groups: list[PrunableGroup],
-    scores: dict[int, torch.Tensor],
-    ratio: float,
-    layer_ratios: dict[str, float],
-    round_to: int,
-) -> dict[int, list[int]]:
-    """Kept channel indices per group id: every group loses `ratio` (or its override)."""
-    plan = {}
-    for group in groups:
-        r = group_ratio(group, layer_ratios)
-        keep = keep_count(group.size, ratio if r is None else r, round_to)
-        plan[group.id] = _top(scores[group.id], keep)
-    return plan
-
-
-def plan_global(
-    groups: list[PrunableGroup],
-    scores: dict[int, torch.Tensor],
-    ratio: float,
-    layer_ratios: dict[str, float],
-    round_to: int,
-    max_group_ratio: float,
-) -> dict[int, list[int]]:
-    """Kept channel indices per group id from one threshold over all groups' importances, each
-    normalized to mean 1 (Torch-Pruning's "mean" normalizer), removing `ratio` of all channels
-    in total while no group loses more than `max_group_ratio`. Groups with a per-layer override
-    are planned uniformly."""
-    fixed = [g for g in groups if group_ratio(g, layer_ratios) is not None]
-    plan = plan_uniform(fixed, scores, ratio, layer_ratios, round_to)
-    ranked = [g for g in groups if g.id not in plan]
-    pool: list[tuple[float, int, int]] = []
-    for group in ranked:
-        norm = scores[group.id].double() / (scores[group.id].double().mean() + 1e-12)
-        pool += [(float(v), group.id, c) for c, v in enumerate(norm)]
-    pool.sort()
-    target = int(round(ratio * sum(g.size for g in ranked)))
-    limit = {g.id: int(math.floor(g.size * max_group_ratio)) for g in ranked}
-    removed = {g.id: 0 for g in ranked}
-    taken = 0
-    for _, gid, _c in pool:
-        if taken >= target:
-            break
-        if removed[gid] < limit[gid]:
-            removed[gid] += 1
-            taken += 1
-    for group in ranked:
-        r = removed[group.id] / group.size
-        plan[group.id] = _top(scores[group.id], keep_count(group.size, r, round_to))
-    return plan
+def keep_count(size: int, ratio: float, round_to: int) -> int:
+    """Channels a group of `size` keeps at `ratio`: size * (1 - ratio) rounded as `round_kept`
+    does (0 keeps the group whole)."""
+    return size if ratio <= 0 else round_kept(size, size * (1.0 - ratio), round_to)
 
 
 def _apply(model: nn.Module, inputs, removals: dict[str, list[int]]) -> None:
@@ -275,21 +216,16 @@ def _runs(model: nn.Module, inputs, reference: dict[str, tuple]) -> str:
 def apply_plan(
     model: nn.Module,
     inputs: dict[str, torch.Tensor],
-    groups: list[PrunableGroup],
-    plan: dict[int, list[int]],
+    removals: dict[str, list[int]],
     reference: dict[str, tuple],
 ) -> tuple[nn.Module, dict[str, str]]:
-    """A copy of `model` with every planned group shrunk to its kept channels, and the groups
-    left whole because removing their channels breaks the forward pass (with the error).
+    """A copy of `model` with the output channels `removals[group name]` of every group
+    removed, and the groups left whole because removing their channels breaks the forward pass
+    (with the error).
 
     All groups are removed at once; when the result does not run (or changes the output
     shapes), each group is tried on a copy and only the ones that keep it running are removed.
     """
-    removals = {
-        g.name: sorted(set(range(g.size)) - set(plan[g.id]))
-        for g in groups
-        if len(plan[g.id]) < g.size
-    }
     pruned = copy.deepcopy(model)
     _apply(pruned, inputs, removals)
     if not _runs(pruned, inputs, reference):

@@ -1,25 +1,36 @@
-"""The compression stages of `nnship build`: prune, then distill, before export.
+"""The compression stage of `nnship build`: `[prune]` and/or `[distill]` before export.
 
 Contract: requires a `LoadedModel` holding a torch module (an ONNX source is a recipe error)
 and, for Taylor importance, BatchNorm recalibration or distillation, the training data;
 returns `CompressStageResult`: the `LoadedModel` of the last `.pt2` written and the JSON-able
-summaries of each step. Skipped (the loaded model is returned) without `[prune]`/`[distill]`.
+summary of every step. Skipped (the loaded model is returned) without `[prune]`/`[distill]`.
 
-Each writes its model as a `.pt2` in `compress/` (with a dynamic batch axis) and the export
-stage exports that file, so a reused stage needs no pickles and no recomputation. The data for
-data-driven importance (Taylor) and for distillation is `[data.train]`, else the calibration data.
+The work is `nnship.compress.compress` (the same schedule `nnship prune` runs: `[prune] steps`
+steps of prune -> distill). Each phase is a stage of its own: "prune" and "distill" for a
+one-step schedule, "prune 2/3", "distill 2/3" ... for more, each cached under the hash of its
+settings and of the phase before it, and each writing its model as a `.pt2` in `compress/`
+(with a dynamic batch axis); the export stage exports the last one, so a reused stage needs no
+pickles and no recomputation. The data for data-driven importance (Taylor), recalibration and
+distillation is `[data.train]`, else the calibration data.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from nnship.core import DataSource
 from nnship.core.errors import RecipeError
 from nnship.stages.context import StageContext
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nnship.compress import CompressResult, Phase
+    from nnship.stages.cache import StageStamp
 
 log = logging.getLogger("nnship.pipeline")
 
@@ -29,31 +40,84 @@ class CompressStageResult:
     model: Any
     """The `LoadedModel` export starts from (the compressed `.pt2`, or the loaded model)."""
     info: dict[str, Any] | None = field(default=None)
-    """{"prune": ..., "distill": ...} summaries; None when the stage was skipped."""
+    """{"prune": ..., "distill": ...} summaries (pruning measured against the source model,
+    the last distillation), with "steps": [{"step", "prune", "distill"}, ...] for a schedule
+    of several steps; None when the stage was skipped."""
 
 
-def _result_module(result: Any, *names: str) -> Any:
-    for name in names:
-        module = getattr(result, name, None)
-        if module is not None:
-            return module
-    raise AssertionError(f"{type(result).__name__} holds none of {names}")  # contract broken
+def _json(summary: dict[str, Any]) -> dict[str, Any]:
+    """`summary` as it reads back from the stage cache (tuples as lists, anything else that
+    is not JSON as its string)."""
+    return json.loads(json.dumps(summary, default=str))
 
 
-def _info(result: Any) -> dict[str, Any]:
-    """The JSON-able summary of a prune/distill result (its scalar fields, or `to_dict()`)."""
-    import dataclasses
-    import json
+class _CachedPhases:
+    """The build's stage cache as the schedule's `PhaseStore`: one entry and one `.pt2` in
+    `compress/` per phase. A phase's key holds its settings and the key of the phase before
+    it (the first: the source model's fingerprint and the seed), so identical steps are
+    shared between builds and trials; a one-step schedule keeps the keys it always had."""
 
-    if hasattr(result, "to_dict"):
-        return json.loads(json.dumps(result.to_dict(), default=str))
-    out: dict[str, Any] = {}
-    if dataclasses.is_dataclass(result):
-        for f in dataclasses.fields(result):
-            value = getattr(result, f.name)
-            if isinstance(value, int | float | str | bool) or value is None:
-                out[f.name] = value
-    return out
+    def __init__(self, ctx: StageContext, loaded: Any, train: DataSource | None) -> None:
+        self.ctx = ctx
+        self.example = loaded.example_inputs
+        self.train = train
+        self.stage_dir = ctx.out / "compress"
+        self.previous: dict[str, Any] = {"model": loaded.fingerprint, "seed": ctx.recipe.seed}
+        self.stamps: dict[str, StageStamp] = {}
+        self.loaded: dict[str, Any] = {}
+        self.last: Phase | None = None
+        """The phase loaded or kept last: `compress()` ends with the schedule's last one."""
+
+    def path(self, phase: Phase) -> Path:
+        stem = "model.pruned" if phase.kind == "prune" else "model.distilled"
+        step = "" if phase.steps == 1 else f".{phase.step}"
+        return self.stage_dir / f"{stem}{step}.pt2"
+
+    def _inputs(self, phase: Phase) -> dict[str, Any]:
+        config = phase.config.model_dump(mode="json")
+        if phase.kind == "prune":
+            key = {**self.previous, "prune": config}
+            if config["importance"] == "taylor" or config["recalibrate_bn"]:
+                key["data"] = self.ctx.data_key(self.train)  # Taylor scores, recalibration
+            return key
+        key = {
+            **self.previous,
+            "distill": config,
+            "data": self.ctx.data_key(self.train),
+            "seed": self.ctx.recipe.seed,
+        }
+        if phase.keep_zeros:
+            key["keep_zeros"] = True
+        return key
+
+    def lookup(self, phase: Phase) -> dict[str, Any] | None:
+        stamp, found = self.ctx.stamp(self.stage_dir, phase.name, self._inputs(phase))
+        self.stamps[phase.name] = stamp
+        self.previous = {"pruned" if phase.kind == "prune" else "distilled": stamp.key}
+        return found
+
+    def load(self, phase: Phase) -> nn.Module:
+        from nnship.sources.models import load_model
+
+        self.loaded[phase.name] = load_model(self.path(phase))
+        self.last = phase
+        self.ctx.mark(phase.name, "reused")
+        return self.loaded[phase.name].module
+
+    def keep(self, phase: Phase, module: nn.Module, summary: dict[str, Any]) -> None:
+        from nnship.sources.pt2 import save_pt2
+
+        path = save_pt2(module, self.example, self.path(phase))
+        self.stamps[phase.name].record([path], _json(summary))
+        self.last = phase
+        self.ctx.mark(phase.name, "ran")
+
+    def final_model(self) -> Any:
+        """The `LoadedModel` of the last phase's `.pt2`."""
+        from nnship.sources.models import load_model
+
+        assert self.last is not None, "compress() ran no phase"
+        return self.loaded.get(self.last.name) or load_model(self.path(self.last))
 
 
 def run_compress(ctx: StageContext, loaded: Any, train: DataSource | None) -> CompressStageResult:
@@ -68,72 +132,69 @@ def run_compress(ctx: StageContext, loaded: Any, train: DataSource | None) -> Co
             f"{ctx.name}: {section} needs a PyTorch model, but [model] source "
             f"'{recipe.model.source}' is an ONNX file"
         )
-    from nnship.sources.models import load_model
-    from nnship.sources.pt2 import save_pt2
+    if recipe.distill is not None and train is None:
+        raise RecipeError(
+            f"{ctx.name}: [distill] needs training data: add [data.train] (or [data.calibration])"
+        )
+    from nnship.compress import compress
 
-    stage_dir = ctx.out / "compress"
-    example = loaded.example_inputs
-    key: dict[str, Any] = {"model": loaded.fingerprint, "seed": recipe.seed}
+    store = _CachedPhases(ctx, loaded, train)
+    result = compress(
+        loaded.module,
+        loaded.example_inputs,
+        recipe.prune,
+        recipe.distill,
+        data=train,
+        on_epoch=ctx.on_distill_epoch,
+        store=store,
+    )
+    info = _info(result)
+    _note(ctx, result, info)
+    return CompressStageResult(store.final_model(), info)
+
+
+def _info(result: CompressResult) -> dict[str, Any]:
+    """The report's summary of the schedule (see `CompressStageResult.info`)."""
     info: dict[str, Any] = {}
-    current = loaded
-    student = None  # the pruned module when pruning ran in this process (trainable as is)
-    if recipe.prune is not None:
-        from nnship.compress import prune
-
-        key = {**key, "prune": recipe.prune.model_dump(mode="json")}
-        if recipe.prune.importance == "taylor" or recipe.prune.recalibrate_bn:
-            key["data"] = ctx.data_key(train)  # Taylor scores, BatchNorm recalibration
-        path = stage_dir / "model.pruned.pt2"
-        stamp, found = ctx.stamp(stage_dir, "prune", key)
-        if found is None:
-            module = copy.deepcopy(loaded.module)
-            result = prune(module, example, recipe.prune, data=train)
-            student = _result_module(result, "module", "model")
-            save_pt2(student, example, path)
-            found = _info(result)
-            stamp.record([path], found)
-            ctx.mark("prune", "ran")
-        else:
-            ctx.mark("prune", "reused")
-        info["prune"] = found
-        _note_prune(ctx, found)
-        key = {"pruned": stamp.key}
-        current = load_model(path)
-    if recipe.distill is not None:
-        from nnship.compress import distill
-
-        if train is None:
-            raise RecipeError(
-                f"{ctx.name}: [distill] needs training data: add [data.train] "
-                "(or [data.calibration])"
-            )
-        key = {
-            **key,
-            "distill": recipe.distill.model_dump(mode="json"),
-            "data": ctx.data_key(train),
-            "seed": recipe.seed,
-        }
-        path = stage_dir / "model.distilled.pt2"
-        stamp, found = ctx.stamp(stage_dir, "distill", key)
-        if found is None:
-            if student is None:
-                student = current.module
-            result = distill(
-                loaded.module, student, train, recipe.distill, on_epoch=ctx.on_distill_epoch
-            )
-            save_pt2(_result_module(result, "student", "module", "model"), example, path)
-            found = _info(result)
-            stamp.record([path], found)
-            ctx.mark("distill", "ran")
-        else:
-            ctx.mark("distill", "reused")
-        info["distill"] = found
-        _note_distill(ctx, found)
-        current = load_model(path)
-    return CompressStageResult(current, info)
+    pruned = result.pruned()
+    if pruned is not None:
+        info["prune"] = _json(pruned.to_dict())
+    if result.distill_steps:
+        info["distill"] = _json(result.distill_steps[-1].to_dict())
+    if result.steps > 1:
+        info["steps"] = [
+            {
+                "step": k + 1,
+                "prune": _json(result.prune_steps[k].to_dict()) if result.prune_steps else None,
+                "distill": (
+                    _json(result.distill_steps[k].to_dict()) if result.distill_steps else None
+                ),
+            }
+            for k in range(result.steps)
+        ]
+    return info
 
 
-def _note_prune(ctx: StageContext, found: dict[str, Any]) -> None:
+def _note(ctx: StageContext, result: CompressResult, info: dict[str, Any]) -> None:
+    """The report's notes: the pruning as a whole, then the distillation of a one-step
+    schedule, or what each step of a longer one did."""
+    if "prune" in info:
+        _note_prune(ctx, info["prune"], result.steps)
+    if result.steps == 1:
+        if "distill" in info:
+            _note_distill(ctx, info["distill"])
+        return
+    source_params = result.prune_steps[0].params_before
+    for k in range(result.steps):
+        prune = result.prune_steps[k]
+        text = f"step {k + 1}/{result.steps}: pruned to {prune.params_after / source_params:.0%}"
+        text += " of the source model's parameters"
+        if k < len(result.distill_steps):
+            text += ", then " + _distilled(info["steps"][k]["distill"])
+        ctx.note(text)
+
+
+def _note_prune(ctx: StageContext, found: dict[str, Any], steps: int = 1) -> None:
     """A report note: how much of the source model the pruned one keeps (every artifact row
     is the pruned model, the baseline the source)."""
     params, flops = found.get("param_ratio"), found.get("flops_ratio")
@@ -141,20 +202,30 @@ def _note_prune(ctx: StageContext, found: dict[str, Any]) -> None:
         return
     ratio = (found.get("config") or {}).get("ratio")
     how = f"ratio {ratio}" if ratio is not None else "pruned"
+    if steps > 1:
+        how += f" in {steps} steps"
     ctx.note(
         f"pruned ({how}): the artifacts keep {params:.0%} of the source model's parameters and "
         f"{flops:.0%} of its multiply-adds; the baseline is the unpruned model"
     )
 
 
+def _distilled(found: dict[str, Any]) -> str:
+    """How a distillation summary reads in a note: distilled (N epochs) from the source
+    model, with the top-1 agreement before and after when it was measured."""
+    before, after = found.get("agreement_before"), found.get("agreement_after")
+    epochs = found.get("epochs")
+    text = f"distilled{f' ({epochs} epochs)' if epochs else ''} from the source model"
+    if before is None or after is None:
+        return text
+    return (
+        f"{text}: top-1 agreement with it on the held-out training split {before:.1%} "
+        f"before, {after:.1%} after"
+    )
+
+
 def _note_distill(ctx: StageContext, found: dict[str, Any]) -> None:
     """A report note: what distillation recovered, on its held-out split."""
-    before, after = found.get("agreement_before"), found.get("agreement_after")
-    if before is None or after is None:
+    if found.get("agreement_before") is None or found.get("agreement_after") is None:
         return
-    epochs = found.get("epochs")
-    ran = f" ({epochs} epochs)" if epochs else ""
-    ctx.note(
-        f"distilled{ran} from the source model: top-1 agreement with it on the held-out "
-        f"training split {before:.1%} before, {after:.1%} after"
-    )
+    ctx.note(_distilled(found))
