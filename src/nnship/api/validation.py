@@ -129,24 +129,14 @@ def compare(
     paths) under `thresholds` (default `CompareThresholds()`). Reports of other models/data
     (or, for latency, other hardware) are refused unless allowed. Returns the `Comparison`."""
     from nnship.validate import Report
-    from nnship.validate.commands import compare_report_files
     from nnship.validate.compare import compare_reports
 
-    if isinstance(baseline, Report) or isinstance(current, Report):
+    def as_report(value: Report | str | Path) -> Report:
+        return value if isinstance(value, Report) else Report.load(value)
 
-        def as_report(value: Report | str | Path) -> Report:
-            return value if isinstance(value, Report) else Report.load(value)
-
-        return compare_reports(
-            as_report(baseline),
-            as_report(current),
-            thresholds,
-            allow_mismatch=allow_mismatch,
-            allow_hardware_mismatch=allow_hardware_mismatch,
-        )
-    return compare_report_files(
-        baseline,
-        current,
+    return compare_reports(
+        as_report(baseline),
+        as_report(current),
         thresholds,
         allow_mismatch=allow_mismatch,
         allow_hardware_mismatch=allow_hardware_mismatch,
@@ -168,18 +158,19 @@ def explain(
     """`nnship explain`: rank the layers of `quantized_model` by the drift each adds against
     `float_model` on `data`. Unset numbers keep `nnship.validate.explain.layers.explain`'s defaults.
     `attach_to` (a report JSON) gets the explanation attached. Returns the `Explanation`."""
+    from nnship.validate.explain import layers
     from nnship.validate.explain.layers import attach_layer_drift
     from nnship.validate.explain.layers import explain as _explain
 
-    given = {
-        "max_samples": max_samples,
-        "batch_size": batch_size,
-        "artifact": label,
-        "min_coverage": min_coverage,
-        "threads": threads,
-    }
     result = _explain(
-        float_model, quantized_model, data, **{k: v for k, v in given.items() if v is not None}
+        float_model,
+        quantized_model,
+        data,
+        max_samples=layers.DEFAULT_MAX_SAMPLES if max_samples is None else max_samples,
+        batch_size=layers.DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
+        artifact=label,
+        min_coverage=layers.DEFAULT_MIN_COVERAGE if min_coverage is None else min_coverage,
+        threads=threads,
     )
     if attach_to is not None:
         from nnship.validate.render.markdown import save_with_markdown

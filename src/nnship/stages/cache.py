@@ -194,7 +194,8 @@ class StageStamp:
     def lookup(self, restore: Restore[Any] | None = None) -> Any:
         """The stored result restored with `restore` (the result type's `from_dict`), or None
         when there is none or it does not restore (it is then recomputed). Without `restore`,
-        the stored dict (for stages whose result is not typed yet: `stages/compress.py`)."""
+        the stored dict: the compress schedule restores its phase summaries itself, around the
+        module it loads from the phase's `.pt2` (`PruneResult.from_dict(summary, module)`)."""
         found = self.cache.lookup(self.key, self.build_root)
         if found is None or restore is None:
             return found

@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("nnship.pipeline")
 
 
+PLANNER_VERSION = 2
+"""Bumped when the same `[prune]` settings prune other channels (2: Torch-Pruning's own planner,
+compress/planning.py), so cached prunings of an older planner are not reused."""
+
+
 @dataclass(frozen=True)
 class CompressStageResult:
     model: Any
@@ -77,6 +82,7 @@ class _CachedPhases:
         config = phase.config.model_dump(mode="json")
         if phase.kind == "prune":
             key = {**self.previous, "prune": config}
+            key["planner"] = PLANNER_VERSION  # older planners' entries are stale
             if config["importance"] == "taylor" or config["recalibrate_bn"]:
                 key["data"] = self.ctx.data_key(self.train)  # Taylor scores, recalibration
             return key

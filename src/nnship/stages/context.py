@@ -66,7 +66,7 @@ class StageContext:
         inputs exists, its stored result restored by `restore` (the result type's
         `from_dict`), its files already in place under `stage_dir`. A stage records its typed
         result with `stamp.record(outputs, result)`. (Without `restore`: the stored dict, for
-        `stages/compress.py` until its result is typed.)"""
+        the compress schedule, which restores a phase's summary around the module it loads.)"""
         stage_dir.mkdir(parents=True, exist_ok=True)
         stamp = StageStamp(self.cache, self.out, stage_dir, name, inputs)
         if not self.reuse:
