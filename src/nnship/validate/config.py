@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nnship.metrics.config import LatencyConfig
+from nnship.metrics.task.config import TaskGate, TaskMetricConfig, parse_task_gates
 
 Task = Literal["auto", "classification", "regression"]
 
@@ -28,6 +29,9 @@ class Gates(BaseModel):
     - `max_latency_ms`: the `latency_percentile` latency (p50 by default) in milliseconds at the
       first latency batch size.
     - `max_size_mb`: size on disk in megabytes (10**6 bytes).
+    - `task`: bounds on the task metric's values (`[validate.metric]`), by name:
+      `task = { det_f1 = ">= 0.95", cer = "<= 0.02" }`; a value the metric did not produce
+      fails its gate.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,11 +45,23 @@ class Gates(BaseModel):
     max_latency_ms: float | None = Field(default=None, gt=0)
     latency_percentile: Literal[50, 90, 99] = 50
     max_size_mb: float | None = Field(default=None, gt=0)
+    task: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("task")
+    @classmethod
+    def _task_bounds(cls, value: dict[str, str]) -> dict[str, str]:
+        parse_task_gates(value)  # ">= 0.95" / "<= 0.02"; raises naming the entry
+        return value
 
     def active(self) -> dict[str, float]:
-        """The gates that are set, by name (latency_percentile is a setting, not a gate)."""
-        data = self.model_dump(exclude={"latency_percentile"})
+        """The numeric gates that are set, by name (latency_percentile is a setting, not a gate;
+        the task metric's bounds are `task_gates()`)."""
+        data = self.model_dump(exclude={"latency_percentile", "task"})
         return {k: v for k, v in data.items() if v is not None}
+
+    def task_gates(self) -> list[TaskGate]:
+        """The bounds on task metric values (`task = {name = ">= x"}`)."""
+        return parse_task_gates(self.task)
 
 
 class ValidateConfig(BaseModel):
@@ -63,3 +79,6 @@ class ValidateConfig(BaseModel):
     batch_size: int = Field(default=32, ge=1)
     max_samples: int | None = Field(default=None, ge=1)
     task: Task = "auto"
+    metric: TaskMetricConfig | None = None
+    """The task metric (`[validate.metric]`, see `nnship.metrics.task.config`): what the
+    model ships on, scored against the float baseline for every artifact."""

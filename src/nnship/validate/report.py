@@ -101,6 +101,8 @@ class Row(_Model):
     """"run" (executed here) or "saved:<file>" (outputs replayed from a saved run)."""
     outputs: list[OutputMetrics] = Field(default_factory=list)
     classification: ClassificationMetrics | None = None
+    task_metrics: dict[str, float] = Field(default_factory=dict)
+    """The task metric's values against the baseline (`[validate.metric]`), by name."""
     latency: list[LatencyStats] = Field(default_factory=list)
     cold_start_ms: float | None = None
     load_memory: MemoryStats | None = None
@@ -150,6 +152,8 @@ class Report(_Model):
     model: ModelInfo = Field(default_factory=ModelInfo)
     data: DataInfo = Field(default_factory=DataInfo)
     task: str = "auto"
+    task_metric: dict[str, Any] | None = None
+    """The task metric's configuration (`kind` and its settings), None without one."""
     config: dict[str, Any] = Field(default_factory=dict)
     baseline: Row
     rows: list[Row] = Field(default_factory=list)

@@ -9,23 +9,29 @@ by nnship for the validator, the quantizer's decisions and the tuner alike.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nnship.metrics.task.base import MetricError, TaskScorer
-from nnship.metrics.task.config import (
-    PRIMARY,
-    CallableMetric,
-    ClassificationMetric,
-    DetectionMetric,
-    EmbeddingMetric,
-    MapMetric,
-    SequenceMetric,
-    SignalMetric,
-    TaskGate,
-    TaskMetricConfig,
-    higher_is_better,
-    parse_metric,
-    parse_task_gates,
+from nnship.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from nnship.metrics.task.base import TaskScorer
+    from nnship.metrics.task.config import TaskMetricConfig
+
+# The recipe imports `config` only; the scorers load on use.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "PRIMARY": "nnship.metrics.task.config",
+        "MetricError": "nnship.metrics.task.base",
+        "TaskGate": "nnship.metrics.task.config",
+        "TaskMetricConfig": "nnship.metrics.task.config",
+        "TaskScorer": "nnship.metrics.task.base",
+        "higher_is_better": "nnship.metrics.task.config",
+        "parse_metric": "nnship.metrics.task.config",
+        "parse_task_gates": "nnship.metrics.task.config",
+    },
 )
 
 __all__ = [
@@ -45,6 +51,15 @@ def open_scorer(config: TaskMetricConfig, base_dir: Path | None = None) -> TaskS
     """A fresh scorer for `config`; user functions (metric or detection decode) are imported
     here, relative paths against `base_dir`, so a bad one fails before any model runs."""
     from nnship.metrics.task import detection, families, sequences, user
+    from nnship.metrics.task.config import (
+        CallableMetric,
+        ClassificationMetric,
+        DetectionMetric,
+        EmbeddingMetric,
+        MapMetric,
+        SequenceMetric,
+        SignalMetric,
+    )
 
     if isinstance(config, ClassificationMetric):
         return families.ClassificationScorer(config)
