@@ -17,13 +17,6 @@ distill_module = importlib.import_module("nnship.compress.distill")
 
 
 @pytest.fixture(scope="module")
-def teacher(trained_digits_cnn):
-    model = digits_cnn(width=8)
-    model.load_state_dict(torch.load(trained_digits_cnn, weights_only=True))
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
 def unlabeled(digits_splits):
     train, _ = digits_splits
     return ArrayData({"x": train.inputs["x"][:256]})

@@ -11,19 +11,11 @@ import torch
 
 from nnship.compress import CompressResult, DistillConfig, PruneConfig, compress, prune
 from nnship.compress.schedule import plan_phases
-from nnship.models import digits_cnn
 from nnship.sources import ArrayData
 
 X = {"x": torch.zeros(1, 1, 8, 8)}
 PRUNE = PruneConfig(ratio=0.5, steps=2, round_to=1, protect=[])
 DISTILL = DistillConfig(epochs=1, lr=3e-3, patience=None)
-
-
-@pytest.fixture(scope="module")
-def teacher(trained_digits_cnn):
-    model = digits_cnn(width=8)
-    model.load_state_dict(torch.load(trained_digits_cnn, weights_only=True))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
