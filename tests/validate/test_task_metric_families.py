@@ -259,7 +259,7 @@ def test_a_failing_user_metric_is_a_named_error_before_anything_is_judged(
     assert candidate.calls == 0  # not timed, not run
 
 
-def test_a_user_metric_is_loaded_relative_to_its_base_folder(tmp_path) -> None:
+def test_a_user_metric_is_loaded_relative_to_its_base_folder(tmp_path, caplog) -> None:
     (tmp_path / "fns.py").write_text(FUNCTIONS, encoding="utf-8")
     rng = np.random.default_rng(7)
     w, b = rng.standard_normal((6, 4)), np.zeros(4)
@@ -280,6 +280,7 @@ def test_a_user_metric_is_loaded_relative_to_its_base_folder(tmp_path) -> None:
     missing = gate(report, "task.missing", "int8")
     assert not missing.passed and missing.value is None
     assert "gave no 'missing'" in missing.detail
+    assert "Task gates on ['missing'] will fail" in caplog.text  # said before anything ran
     assert report.primary_task_metric() == "agree"
 
 

@@ -328,6 +328,12 @@ def _check_task_metric(
     if first is None:
         raise DataError(f"Data {data.describe()} is empty: nothing to score the task metric on")
     task.check(baseline.run(first.inputs), first.inputs, first.labels)
+    unknown = [g.metric for g in config.gates.task_gates() if g.metric not in task.names]
+    if unknown:
+        log.warning(
+            "Task gates on %s will fail: the %s metric gives %s on this data",
+            unknown, config.metric.kind, ", ".join(task.names) or "nothing",
+        )  # fmt: skip
     return task
 
 
