@@ -47,6 +47,28 @@ def test_detection_f1_counts_matched_boxes_of_the_same_class():
     assert score({"kind": "detection"}, ref, swapped)["det_recall"] == 0.5
 
 
+def test_detection_that_finds_nothing_has_no_precision_to_boast_of():
+    boxes = [[50, 50, 20, 20], [150, 150, 30, 30]]
+    ref = yolo_head(boxes, [[0.9, 0.0], [0.0, 0.8]])
+    silent = yolo_head(boxes, [[0.0, 0.0], [0.0, 0.0]])  # every score collapsed
+    out = score({"kind": "detection"}, ref, silent)
+    assert out == {"det_f1": 0.0, "det_precision": 0.0, "det_recall": 0.0}
+    # the other way round: the candidate finds boxes where the baseline finds none
+    assert score({"kind": "detection"}, silent, ref)["det_recall"] == 0.0
+    # both find nothing: full agreement
+    assert score({"kind": "detection"}, silent, silent)["det_precision"] == 1.0
+
+
+def test_a_sequence_metric_takes_one_charset_in_the_recipe_too():
+    from nnship.validate.config import ValidateConfig
+
+    table = {"kind": "sequence", "charset": ["a"], "charset_file": "c.txt"}
+    with pytest.raises(ValueError, match="charset or charset_file"):
+        parse_metric(table)
+    with pytest.raises(ValueError, match="charset or charset_file"):
+        ValidateConfig.model_validate({"metric": table})
+
+
 def test_detection_reads_anchor_first_heads_with_objectness():
     rows = np.array([[50, 50, 20, 20, 0.9, 1.0, 0.0], [150, 150, 30, 30, 0.1, 0.0, 1.0]])
     head = rows[None].astype(np.float32)  # [1, A, 5 + C]

@@ -10,6 +10,8 @@ from nnship.api._common import DataArg, ModelArg, open_data_arg
 from nnship.api.results import RenderedReport
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from nnship.core import Artifact, Runner, TensorSpec
     from nnship.validate.bench import BenchResult
     from nnship.validate.compare import CompareThresholds, Comparison
@@ -35,9 +37,13 @@ def validate(
     trust_pickle: bool = False,
     backend_options: Mapping[str, Any] | None = None,
     save_outputs_dir: str | Path | None = None,
+    metric: BaseModel | Mapping[str, Any] | str | Path | None = None,
+    task_gates: Mapping[str, str] | None = None,
+    metric_base_dir: str | Path | None = None,
 ) -> Report:
     """`nnship validate`: compare candidates with the float baseline on `data`; returns the
-    `Report` (accuracy, drift per output, latency in milliseconds, gate verdicts).
+    `Report` (accuracy, drift per output, task metric values, latency in milliseconds, gate
+    verdicts).
 
     Either runners (`baseline` a `Runner`, `candidates` {label: `Runner`}, `data` a path or a
     `DataSource`), or paths as on the command line: `baseline` a model source (or None with
@@ -46,13 +52,27 @@ def validate(
     `config` defaults to `ValidateConfig()` (batch 32, latency at batch 1, 200 runs, no
     gates); `latency` replaces its latency section. Given paths, models that fix their batch
     size N (axis 0 of every input of an ONNX baseline or a candidate artifact is N) are
-    validated and timed at batch N on a multiple of N samples, and the log says so."""
+    validated and timed at batch N on a multiple of N samples, and the log says so.
+
+    `metric` replaces `config.metric` (`[validate.metric]`): a task metric config
+    (`nnship.metrics.task.config`), its table (`{"kind": "detection", "score_threshold":
+    0.3}`), or a TOML file holding one (`[validate.metric]`, `[metric]` or the keys at its top).
+    `task_gates` adds bounds on its values (`{"det_f1": ">= 0.95"}`). Relative paths of user
+    functions and charset files resolve against `metric_base_dir` (default: the metric file's
+    folder, else the working directory). A metric that cannot be computed on the baseline's
+    outputs raises `MetricError` (exit 2) before any artifact is judged."""
     from nnship.core import Runner
     from nnship.validate.config import ValidateConfig
+    from nnship.validate.metric_source import read_metric_file, with_task_metric
 
     config = config or ValidateConfig()
     if latency is not None:
         config = config.model_copy(update={"latency": latency})
+    if isinstance(metric, str | Path):
+        if metric_base_dir is None:
+            metric_base_dir = Path(metric).parent
+        metric = read_metric_file(metric)
+    config = with_task_metric(config, metric, task_gates)
     if isinstance(baseline, Runner):
         from nnship.validate.validate import validate as _validate
 
@@ -65,6 +85,7 @@ def validate(
             config=config,
             artifacts=dict(artifacts) if artifacts else None,
             save_outputs_dir=save_outputs_dir,
+            metric_base_dir=metric_base_dir,
         )
     if isinstance(candidates, Mapping):
         from nnship.core.errors import DataError
@@ -89,6 +110,7 @@ def validate(
         config=config,
         backend_options=dict(backend_options or {}),
         save_outputs_dir=save_outputs_dir,
+        metric_base_dir=metric_base_dir,
     )
 
 
@@ -124,9 +146,11 @@ def compare(
     *,
     allow_mismatch: bool = False,
     allow_hardware_mismatch: bool = False,
+    allow_metric_mismatch: bool = False,
 ) -> Comparison:
     """`nnship compare`: check a new report against a stored one (reports or their JSON
-    paths) under `thresholds` (default `CompareThresholds()`). Reports of other models/data
+    paths) under `thresholds` (default `CompareThresholds()`; task metric values by name in
+    `max_task_drop`). Reports of other models/data, of differently configured task metrics
     (or, for latency, other hardware) are refused unless allowed. Returns the `Comparison`."""
     from nnship.validate import Report
     from nnship.validate.compare import compare_reports
@@ -140,6 +164,7 @@ def compare(
         thresholds,
         allow_mismatch=allow_mismatch,
         allow_hardware_mismatch=allow_hardware_mismatch,
+        allow_metric_mismatch=allow_metric_mismatch,
     )
 
 

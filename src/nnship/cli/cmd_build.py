@@ -6,13 +6,14 @@ import argparse
 import json
 from typing import Any
 
-from nnship.cli.options import BuildReportArgs, GateArgs, RecipeOverrideArgs
+from nnship.cli.options import BuildReportArgs, GateArgs, RecipeOverrideArgs, TaskMetricArgs
 
 SETTINGS = RecipeOverrideArgs(
     "override a recipe key, e.g. --set validate.gates.min_cosine=0.999 "
     "(the value is read as TOML; repeatable)"
 )
 GATES = GateArgs("gates (override [validate.gates])", wording="row")
+TASK_GATES = TaskMetricArgs(metric=False)
 REPORT = BuildReportArgs()
 
 
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "examples:\n"
             "  nnship build examples/demo/recipe.toml\n"
             "  nnship build recipe.toml --max-top1-drop 1.0 -o build/ci\n"
+            "  nnship build recipe.toml --task-gate 'det_f1>=0.95'\n"
             "  nnship build recipe.toml --set quantize.precisions='[\"int8\"]' --set seed=1\n"
             "  nnship build recipe.toml --print-recipe json\n\n"
             "exit codes: 0 all gates pass, 1 a gate failed, 2 usage or input error"
@@ -62,14 +64,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     REPORT.add_to(parser)
     GATES.add_to(parser)
+    TASK_GATES.add_to(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def collect_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """`--set` and gate flags as dotted recipe keys (gate flags win over `--set`)."""
+    """`--set`, gate and `--task-gate` flags as dotted recipe keys (gate flags win over
+    `--set`)."""
     gates = {f"validate.gates.{name}": value for name, value in GATES.values(args).items()}
-    return {**SETTINGS.overrides(args), **gates}
+    return {**SETTINGS.overrides(args), **gates, **TASK_GATES.overrides(args)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Compare CURRENT report against STORED (e.g. baselines/v1.2/report.json), row by "
             "row (rows matched by label). Thresholds are absolute in the unit shown, or relative "
             "to the stored value with a trailing % (e.g. --max-latency-regression 10%). Metrics "
-            "without a threshold are shown, not gated. Refuses reports of different models or "
-            "data (--allow-mismatch) and latency gates across different hardware "
+            "without a threshold are shown, not gated; task metric values are compared by "
+            "name (--max-task-drop NAME=X). Refuses reports of different models or data "
+            "(--allow-mismatch), of differently configured task metrics "
+            "(--allow-metric-mismatch) and latency gates across different hardware "
             "(--allow-hardware-mismatch). Appends the Markdown summary to $GITHUB_STEP_SUMMARY "
             "when set."
         ),
@@ -37,8 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("current", type=Path, metavar="CURRENT.json", help="the new report")
     for flag, _, text in THRESHOLD_FLAGS:
         parser.add_argument(flag, metavar="X|X%", help=text)
+    parser.add_argument("--max-task-drop", action="append", default=[], metavar="NAME=X|X%",
+                        help="worsening of task metric value NAME (a drop, or a rise for cer, "
+                        "rel_error) in its own unit or %%, e.g. det_f1=0.01; repeatable")  # fmt: skip
     parser.add_argument("--allow-mismatch", action="store_true",
                         help="compare reports of different models or data anyway")  # fmt: skip
+    parser.add_argument("--allow-metric-mismatch", action="store_true",
+                        help="compare reports whose task metrics are configured differently")  # fmt: skip
     parser.add_argument("--allow-hardware-mismatch", action="store_true",
                         help="gate latency across different hardware anyway (flagged)")  # fmt: skip
     parser.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the summary here")
@@ -57,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             key: Threshold.parse(getattr(args, key), name=flag)
             for flag, key, _ in THRESHOLD_FLAGS
             if getattr(args, key) is not None
-        }
+        },
+        max_task_drop=_task_thresholds(args.max_task_drop),
     )
     result = api.compare(
         args.stored,
@@ -65,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds,
         allow_mismatch=args.allow_mismatch,
         allow_hardware_mismatch=args.allow_hardware_mismatch,
+        allow_metric_mismatch=args.allow_metric_mismatch,
     )
     markdown = result.to_markdown()
     if args.markdown:
@@ -76,3 +85,19 @@ def run(args: argparse.Namespace) -> int:
             handle.write(markdown + "\n")
     print(markdown, end="")
     return 0 if result.passed else 1
+
+
+def _task_thresholds(items: list[str]) -> dict:
+    """`["det_f1=0.01", "cer=10%"]` -> {name: Threshold}; `ReportError` naming a bad item."""
+    from nnship.core.errors import ReportError
+    from nnship.validate.compare import Threshold
+
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ReportError(
+                f"--max-task-drop '{item}': expected NAME=X or NAME=X%, e.g. det_f1=0.01"
+            )
+        out[name.strip()] = Threshold.parse(value, name=f"--max-task-drop {name.strip()}")
+    return out

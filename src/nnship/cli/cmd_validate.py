@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnship.cli.options import BackendLoadArgs, DataArgs, ModelSourceArgs, ValidateConfigArgs
+from nnship.cli.options import (
+    BackendLoadArgs,
+    DataArgs,
+    ModelSourceArgs,
+    TaskMetricArgs,
+    ValidateConfigArgs,
+)
 
 BASELINE = ModelSourceArgs(
     source="--baseline",
@@ -20,6 +26,7 @@ DATA = DataArgs(
     "--data", required=True, help="evaluation data (.npz, .npy, folder, pkg.mod:callable)"
 )
 SETTINGS = ValidateConfigArgs()
+TASK = TaskMetricArgs()
 BACKEND_OPTIONS = BackendLoadArgs()
 
 
@@ -30,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description=(
             "Run the float baseline and each candidate on evaluation data; report accuracy "
             "(with labels), top-1/top-5 agreement, per-output drift (max/mean abs error, cosine, "
-            "SQNR), latency and size; check gates. Writes REPORT.json and REPORT.md with "
+            "SQNR), the task metric (--metric: detection F1, decoded strings, map IoU, pooled "
+            "embeddings, signals, a function of yours), latency and size; check gates. Writes "
+            "REPORT.json and REPORT.md with "
             "--report. Unknown --key value options are passed to every backend's load; scope "
             "them as --BACKEND.key value (e.g. --openvino.hint latency) when candidates use "
             "different backends."
@@ -53,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--save-outputs", type=Path, metavar="DIR",
                         help="save every runner's outputs as DIR/<label>.npz + .json")  # fmt: skip
     SETTINGS.add_to(parser)
+    TASK.add_to(parser)
     BACKEND_OPTIONS.add_to(parser)
     parser.set_defaults(func=run)
     return parser
@@ -78,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         backend_options=BACKEND_OPTIONS.options(args),
         save_outputs_dir=args.save_outputs,
+        metric=TASK.metric_spec(args),
+        task_gates=TASK.task_gates(args),
+        metric_base_dir=TASK.base_dir(args, args.recipe),
     )
     if args.report:
         save_with_markdown(report, args.report)

@@ -121,6 +121,7 @@ def run_validation(
             annotations=annotations,
             notes=ctx.notes,
             extra={"build": _build_extra(ctx, export, compress_info)},
+            metric_base_dir=ctx.recipe.base_dir,
         )
     ctx.mark("validate", "ran")
     return report

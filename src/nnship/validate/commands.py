@@ -194,13 +194,15 @@ def validate_models(
     config: ValidateConfig | None = None,
     backend_options: dict[str, Any] | None = None,
     save_outputs_dir: Path | str | None = None,
+    metric_base_dir: Path | str | None = None,
 ) -> Report:
     """Open the baseline model source (or replay `baseline_outputs`), each candidate artifact
     (or replay each of `candidate_outputs`) and the evaluation data, then `validate`.
 
     `candidate_backends` is empty (guess from each path), one name for all, or one per
     candidate. `config.latency.threads` (default: the runtime's choice) applies to torch
-    and every backend; `backend_options` go to every `Backend.load`.
+    and every backend; `backend_options` go to every `Backend.load`. The task metric's
+    relative user-function paths resolve against `metric_base_dir` (default: working dir).
     """
     from nnship.sources.data import open_data
 
@@ -270,6 +272,7 @@ def validate_models(
             model_fingerprint=fingerprint,
             cold_start=cold,
             save_outputs_dir=save_outputs_dir,
+            metric_base_dir=metric_base_dir,
         )
     return report
 
@@ -351,6 +354,7 @@ def compare_report_files(
     *,
     allow_mismatch: bool = False,
     allow_hardware_mismatch: bool = False,
+    allow_metric_mismatch: bool = False,
 ) -> Comparison:
     """Load two report files and `compare_reports` them (stored = the committed baseline)."""
     return compare_reports(
@@ -359,6 +363,7 @@ def compare_report_files(
         thresholds,
         allow_mismatch=allow_mismatch,
         allow_hardware_mismatch=allow_hardware_mismatch,
+        allow_metric_mismatch=allow_metric_mismatch,
         old_name=str(stored),
         new_name=str(current),
     )

@@ -5,21 +5,26 @@ computes the regression of: top-1 (accuracy when both have labels, else agreemen
 baseline; percentage points), worst per-sample cosine, worst SQNR (dB), p50 latency at the first
 common batch size (ms) and size on disk (MB). A threshold is absolute in the metric's unit
 ("0.3") or relative to the stored value ("10%"). Metrics without a threshold are reported, not
-gated.
+gated. Every task metric value (`Row.task_metrics`) is compared too: its regression is the
+change in the worse direction (a drop of `det_f1`, a rise of `cer`), gated per name by
+`max_task_drop` ({name: threshold}).
 
 Refusals (`ReportError`, exit 2): different model or data fingerprints (unless
-`allow_mismatch`), and a latency threshold across different hardware (unless
-`allow_hardware_mismatch`, which compares and flags it).
+`allow_mismatch`), different task metric configurations (unless `allow_metric_mismatch`), a
+task threshold on a value neither report has, and a latency threshold across different hardware
+(unless `allow_hardware_mismatch`, which compares and flags it).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nnship.core.environment import hardware_differences
 from nnship.core.errors import ReportError
+from nnship.metrics.task.config import higher_is_better, parse_metric
 from nnship.validate.report import Report, Row
 
 
@@ -52,7 +57,8 @@ class Threshold(BaseModel):
 
 class CompareThresholds(BaseModel):
     """Allowed regressions. Units: top-1 in percentage points, cosine as a number, SQNR in dB,
-    latency in milliseconds, size in megabytes; or relative with a trailing %."""
+    latency in milliseconds, size in megabytes, a task metric value in its own unit (by name:
+    `max_task_drop={"det_f1": Threshold.parse("0.01")}`); or relative with a trailing %."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +67,7 @@ class CompareThresholds(BaseModel):
     max_sqnr_drop: Threshold | None = None
     max_latency_regression: Threshold | None = None
     max_size_increase: Threshold | None = None
+    max_task_drop: dict[str, Threshold] = Field(default_factory=dict)
 
 
 class CompareCheck(BaseModel):
@@ -195,6 +202,36 @@ def _fingerprint_mismatches(old: Report, new: Report) -> tuple[list[str], list[s
     return mismatches, unknown
 
 
+def _task_metric_notes(
+    old: Report, new: Report, thresholds: CompareThresholds, allow: bool, names: tuple[str, str]
+) -> list[str]:
+    """Refuse (`ReportError`) task metrics configured differently (unless `allow`) and task
+    thresholds on values neither report has; the notes to add otherwise."""
+    a, b = old.task_metric, new.task_metric
+    notes = []
+    if a is not None and b is not None and a != b:
+        changed = sorted(k for k in {*a, *b} if a.get(k) != b.get(k))
+        if not allow:
+            raise ReportError(
+                f"Refusing to compare '{names[1]}' with '{names[0]}': their task metrics are "
+                f"configured differently ({', '.join(changed)}: {[a.get(k) for k in changed]} vs "
+                f"{[b.get(k) for k in changed]}), so their values measure different things; "
+                "pass --allow-metric-mismatch to compare anyway."
+            )
+        notes.append(f"allowed task metric mismatch: {', '.join(changed)} differ")
+    elif (a is None) != (b is None):
+        which = names[0] if a is None else names[1]
+        notes.append(f"'{which}' has no task metric: its values are not compared")
+    known = {n for report in (old, new) for row in report.rows for n in row.task_metrics}
+    unknown = sorted(set(thresholds.max_task_drop) - known)
+    if unknown:
+        raise ReportError(
+            f"--max-task-drop names {unknown}, which neither report has "
+            f"(task metric values: {', '.join(sorted(known)) or 'none'})"
+        )
+    return notes
+
+
 def compare_reports(
     old: Report,
     new: Report,
@@ -202,6 +239,7 @@ def compare_reports(
     *,
     allow_mismatch: bool = False,
     allow_hardware_mismatch: bool = False,
+    allow_metric_mismatch: bool = False,
     old_name: str = "stored",
     new_name: str = "current",
 ) -> Comparison:
@@ -215,6 +253,9 @@ def compare_reports(
             + ". They measure different models or data; pass --allow-mismatch to compare anyway "
             "(e.g. a retrained model on the same evaluation set)."
         )
+    task_notes = _task_metric_notes(
+        old, new, thresholds, allow_metric_mismatch, (old_name, new_name)
+    )
     hw = hardware_differences(old.environment, new.environment)
     if hw and thresholds.max_latency_regression is not None and not allow_hardware_mismatch:
         raise ReportError(
@@ -223,7 +264,7 @@ def compare_reports(
             "--allow-hardware-mismatch to compare anyway (flagged in the summary)."
         )
     result = Comparison(old=old_name, new=new_name, hardware_differences=hw)
-    result.notes += [f"allowed mismatch: {m}" for m in mismatches] + unknown
+    result.notes += [f"allowed mismatch: {m}" for m in mismatches] + unknown + task_notes
     if old.environment.threads != new.environment.threads:
         result.notes.append(
             f"thread settings differ: {old.environment.threads} vs {new.environment.threads}"
@@ -287,4 +328,26 @@ def _row_checks(
             _check(label, "size MB", _size_mb(a), _size_mb(b), t.max_size_increase,
                    higher_is_worse=True)
         )  # fmt: skip
+    if old.task_metric is not None and new.task_metric is not None:
+        checks += _task_checks(label, a, b, t, _metric_config(new.task_metric))
     return checks
+
+
+def _metric_config(data: dict[str, Any]) -> BaseModel | None:
+    """The stored configuration as a model, for which way a user function's values go (a
+    configuration this nnship cannot read counts every value as higher-is-better)."""
+    try:
+        return parse_metric(data)
+    except ValidationError:
+        return None
+
+
+def _task_checks(
+    label: str, a: Row, b: Row, t: CompareThresholds, config: BaseModel | None
+) -> list[CompareCheck]:
+    names = [*a.task_metrics, *(n for n in b.task_metrics if n not in a.task_metrics)]
+    return [
+        _check(label, f"task {name}", a.task_metrics.get(name), b.task_metrics.get(name),
+               t.max_task_drop.get(name), higher_is_worse=not higher_is_better(name, config))
+        for name in names
+    ]  # fmt: skip

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nnship.metrics.config import LatencyConfig
-from nnship.metrics.task.config import TaskGate, TaskMetricConfig, parse_task_gates
+from nnship.metrics.task.config import (
+    METRIC_NAMES,
+    TaskGate,
+    TaskMetricConfig,
+    parse_task_gates,
+)
 
 Task = Literal["auto", "classification", "regression"]
 
@@ -82,3 +87,25 @@ class ValidateConfig(BaseModel):
     metric: TaskMetricConfig | None = None
     """The task metric (`[validate.metric]`, see `nnship.metrics.task.config`): what the
     model ships on, scored against the float baseline for every artifact."""
+
+    @model_validator(mode="after")
+    def _task_gates_name_the_metric(self) -> ValidateConfig:
+        """A task gate needs a task metric, and a built-in family's gate one of its values
+        (a user function's names are known only when it runs)."""
+        names = list(self.gates.task)
+        if not names:
+            return self
+        if self.metric is None:
+            raise ValueError(
+                f"gates.task bounds {names} but no task metric is set: add [validate.metric] "
+                "(or --metric) naming the family that computes them"
+            )
+        if self.metric.kind in METRIC_NAMES:
+            known = METRIC_NAMES[self.metric.kind]
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"gates.task names {unknown}, which the {self.metric.kind} metric does not "
+                    f"compute (it computes {', '.join(known)})"
+                )
+        return self

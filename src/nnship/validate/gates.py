@@ -1,8 +1,10 @@
 """Gate verdicts: each set gate checked against each candidate row (never the baseline).
 
 A gate whose metric was not measured for a row (no classification output, latency off, no
-size on disk) fails with a detail saying so: a CI gate that silently passes is worse than one
-that asks to be removed. A NaN metric (a candidate produced NaN/Inf) fails every gate on it.
+size on disk, a task value the metric did not produce) fails with a detail saying so: a CI gate
+that silently passes is worse than one that asks to be removed. A NaN metric (a candidate
+produced NaN/Inf) fails every gate on it. Task gates (`[validate.gates] task`) give verdicts
+named `task.<name>`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from nnship.metrics.task.config import TaskGate
 from nnship.validate.config import Gates
-from nnship.validate.report import GateVerdict, Row
+from nnship.validate.report import TASK_SKIPPED, GateVerdict, Row
 
 # gate name -> (is the threshold a maximum?, how to read the value and name its source)
 _Reader = Callable[[Row, Gates], tuple[float | None, str]]
@@ -68,8 +71,32 @@ _GATES: dict[str, tuple[bool, _Reader]] = {
 }
 
 
+def _task_verdict(gate: TaskGate, row: Row) -> GateVerdict:
+    value = row.task_metrics.get(gate.metric)
+    bound = f"{gate.op} {gate.threshold:g}"
+    if value is None:
+        if row.extra.get(TASK_SKIPPED):
+            why = f"task metric not computed: {row.extra[TASK_SKIPPED]}"
+        elif row.task_metrics:
+            why = f"the task metric gave no '{gate.metric}' (it gave {', '.join(row.task_metrics)})"
+        else:
+            why = "no task metric values ([validate.metric] / --metric)"
+        detail = f"not measured: {why}"
+    else:
+        detail = f"task metric, needs {bound}"
+    return GateVerdict(
+        gate=f"task.{gate.metric}",
+        row=row.label,
+        threshold=gate.threshold,
+        value=value,
+        passed=gate.holds(value),
+        detail=detail,
+    )
+
+
 def check_gates(gates: Gates, rows: list[Row]) -> list[GateVerdict]:
-    """One verdict per (set gate, candidate row), in gate then row order."""
+    """One verdict per (set gate, candidate row), in gate then row order; the task gates
+    (`gates.task_gates()`, verdicts `task.<name>`) last."""
     verdicts = []
     for gate, threshold in gates.active().items():
         is_max, read = _GATES[gate]
@@ -98,4 +125,6 @@ def check_gates(gates: Gates, rows: list[Row]) -> list[GateVerdict]:
                     detail=detail if math.isfinite(value) or ok else f"{detail} (non-finite)",
                 )
             )
+    for task_gate in gates.task_gates():
+        verdicts += [_task_verdict(task_gate, row) for row in rows]
     return verdicts

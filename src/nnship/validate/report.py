@@ -27,6 +27,7 @@ from nnship.metrics.results import (
     MemoryStats,
     OutputMetrics,
 )
+from nnship.metrics.task.config import PRIMARY
 
 SCHEMA_VERSION = 1
 REPORT_KIND = "nnship-report"
@@ -86,6 +87,12 @@ def outlier_layers(
     }
 
 
+TASK_SKIPPED = "task_metric_skipped"
+"""`Row.extra` key: why a candidate has no task metric values (it produced NaN/Inf)."""
+TASK_EXAMPLES = "task_metric_examples"
+"""`Row.extra` key: a few decodes that differ from the baseline's (sequence metrics)."""
+
+
 class Row(_Model):
     """One runner's results: the baseline or a candidate artifact."""
 
@@ -102,7 +109,8 @@ class Row(_Model):
     outputs: list[OutputMetrics] = Field(default_factory=list)
     classification: ClassificationMetrics | None = None
     task_metrics: dict[str, float] = Field(default_factory=dict)
-    """The task metric's values against the baseline (`[validate.metric]`), by name."""
+    """The task metric's values (`[validate.metric]`), by name: against the baseline for a
+    candidate; for the baseline itself only those read against labels (e.g. `accuracy`)."""
     latency: list[LatencyStats] = Field(default_factory=list)
     cold_start_ms: float | None = None
     load_memory: MemoryStats | None = None
@@ -170,6 +178,27 @@ class Report(_Model):
     @property
     def failed_gates(self) -> list[GateVerdict]:
         return [v for v in self.gates if not v.passed]
+
+    def primary_task_metric(self) -> str | None:
+        """The task value shown first and plotted: the family's primary value (`PRIMARY`), for
+        a user function the first value it returned; None without a task metric."""
+        if self.task_metric is None:
+            return None
+        primary = PRIMARY.get(str(self.task_metric.get("kind")))
+        if primary is not None:
+            return primary
+        return next((name for row in self.rows for name in row.task_metrics), None)
+
+    def task_metric_names(self) -> list[str]:
+        """Every task value any row has, the primary first, then in the order they appear."""
+        names: list[str] = []
+        for row in [self.baseline, *self.rows]:
+            names += [name for name in row.task_metrics if name not in names]
+        primary = self.primary_task_metric()
+        if primary is not None and primary in names:
+            names.remove(primary)
+            names.insert(0, primary)
+        return names
 
     def row(self, label: str) -> Row:
         for row in [self.baseline, *self.rows]:

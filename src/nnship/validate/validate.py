@@ -1,8 +1,10 @@
 """`validate`: the float baseline against candidate runners on evaluation data -> `Report`.
 
-Order of work: outputs are matched (by name, else by position), latency is measured per runner
-(so `first_run_ms` is each runner's real first call), then one streamed accuracy pass runs
-every runner on each batch and accumulates drift and classification metrics, then gates.
+Order of work: outputs are matched (by name, else by position), the task metric (if any) is
+checked on the baseline's first batch (a metric that cannot be computed stops here, before
+anything is judged), latency is measured per runner (so `first_run_ms` is each runner's real
+first call), then one streamed accuracy pass runs every runner on each batch and accumulates
+drift, classification and task metrics, then gates.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from nnship.validate.report import (
     Report,
     Row,
 )
+from nnship.validate.task import TaskScoring
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,7 @@ def validate(
     annotations: Mapping[str, RowAnnotation] | None = None,
     notes: Sequence[str] = (),
     extra: Mapping[str, Any] | None = None,
+    metric_base_dir: Path | str | None = None,
 ) -> Report:
     """Compare each candidate runner with the float baseline on `data`; return a `Report`.
 
@@ -160,7 +164,14 @@ def validate(
     `annotations` (by candidate label) add notes and `extra` entries to the candidates' rows;
     `notes` follow the validator's own in `report.notes`, and `extra` is `report.extra`, so the
     report comes back complete and no caller edits it. Runners replaying saved outputs get
-    no latency. Does not raise on a failed gate: read `report.passed`.
+    no latency.
+
+    With a task metric (`config.metric`, `[validate.metric]`) every candidate row gets its
+    values (`Row.task_metrics`), the baseline row those the family reads against labels, and
+    `Report.task_metric` the configuration; relative paths of user functions and charset files
+    resolve against `metric_base_dir` (default: the working directory). A metric that cannot
+    be computed raises `MetricError` before any runner is timed or any candidate runs.
+    Does not raise on a failed gate: read `report.passed`.
     """
     config = (config or ValidateConfig()).model_copy(deep=True)
     if gates is not None:
@@ -193,6 +204,8 @@ def validate(
         target = base_row if label == baseline_label else rows.get(label)
         if target is not None:
             target.cold_start_ms, target.load_memory = ms, memory
+    bs = config.batch_size
+    task = _check_task_metric(config, baseline, data, list(rows), metric_base_dir)
 
     if config.latency.enabled:
         if measure_baseline_latency and not isinstance(baseline, SavedOutputsRunner):
@@ -213,7 +226,6 @@ def validate(
     }
     cls_name: str | None = None
     cls_acc: dict[str, ClassificationAccumulator] = {}
-    bs = config.batch_size
     total = math.ceil(data.num_samples / bs)
     for index, item in enumerate(track(data.iter_batches(bs), "validate", total=total)):
         ref = baseline.run(item.inputs)
@@ -226,6 +238,8 @@ def validate(
             cls_acc[baseline_label].update(ref[cls_name], None, item.labels)
         if baseline_label in recorders:
             recorders[baseline_label].add(item.inputs, ref, item.labels)
+        if task is not None:
+            task.update_baseline(ref, item.inputs, item.labels)
         for label, runner in candidates.items():
             out = runner.run(item.inputs)
             for base_name, cand_name in mapping[label].items():
@@ -234,6 +248,9 @@ def validate(
                         f"'{label}' returned outputs {list(out)}; expected '{cand_name}'"
                     )
                 drift[label][base_name].update(ref[base_name], out[cand_name], label=label)
+            if task is not None:
+                renamed = {base: out[cand] for base, cand in mapping[label].items()}
+                task.update(label, ref, renamed, item.inputs, item.labels)
             if cls_name is not None:
                 cls_acc[label].update(ref[cls_name], out[mapping[label][cls_name]], item.labels)
             if label in recorders:
@@ -263,6 +280,8 @@ def validate(
                 cls.top1_drop = 100.0 - (cls.top1_agreement or 0.0)
             row.classification = cls
 
+    if task is not None:
+        task.fill(base_row, rows)
     own_notes = []
     if cls_name is None and data.has_labels:
         own_notes.append("labels were given but no output is classification logits: ignored")
@@ -276,6 +295,7 @@ def validate(
             has_labels=data.has_labels,
         ),
         task=("classification" if cls_name else "regression"),
+        task_metric=task.describe() if task is not None else None,
         config=config.model_dump(mode="json"),
         baseline=base_row,
         rows=list(rows.values()),
@@ -290,6 +310,31 @@ def validate(
             recorder.extra.update(model_source=model_source, model_fingerprint=model_fingerprint)
             recorder.save(Path(save_outputs_dir) / f"{_file_stem(label)}.npz")
     return report
+
+
+def _check_task_metric(
+    config: ValidateConfig,
+    baseline: Runner,
+    data: DataSource,
+    labels: list[str],
+    base_dir: Path | str | None,
+) -> TaskScoring | None:
+    """The task metric's scorers, checked on the baseline's first batch against itself (a
+    `MetricError` here means nothing was judged); None without a metric."""
+    if config.metric is None:
+        return None
+    task = TaskScoring(config.metric, labels, Path(base_dir) if base_dir is not None else None)
+    first = next(iter(data.iter_batches(config.batch_size)), None)
+    if first is None:
+        raise DataError(f"Data {data.describe()} is empty: nothing to score the task metric on")
+    task.check(baseline.run(first.inputs), first.inputs, first.labels)
+    unknown = [g.metric for g in config.gates.task_gates() if g.metric not in task.names]
+    if unknown:
+        log.warning(
+            "Task gates on %s will fail: the %s metric gives %s on this data",
+            unknown, config.metric.kind, ", ".join(task.names) or "nothing",
+        )  # fmt: skip
+    return task
 
 
 def _file_stem(label: str) -> str:

@@ -10,6 +10,8 @@ compose groups and never import each other (an import-linter contract).
   `validation`: `validate`'s whole `ValidateConfig` (recipe section, gates, latency)
 - `backend_options`: backend load options (`-O`, pass-through `--key value`) and `compile`'s
   OpenVINO / TensorRT options
+- `task_metric`: `--metric SPEC` (the task metric inline or from a TOML file) and
+  `--task-gate 'NAME>=X'`
 - `recipe`: `--set KEY=VALUE`; `output`: `--json OUT.json`; `build_report`: the end of a build
 - `errors`: pydantic error locations as the flags that set them
 """
@@ -23,6 +25,7 @@ from nnship.cli.options.latency import LatencyArgs
 from nnship.cli.options.model_source import ModelSourceArgs, add_inputs, factory_kwargs
 from nnship.cli.options.output import JsonArgs
 from nnship.cli.options.recipe import RecipeOverrideArgs
+from nnship.cli.options.task_metric import TaskMetricArgs
 from nnship.cli.options.validation import ValidateConfigArgs
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "LatencyArgs",
     "ModelSourceArgs",
     "RecipeOverrideArgs",
+    "TaskMetricArgs",
     "ValidateConfigArgs",
     "add_inputs",
     "factory_kwargs",

@@ -2,7 +2,8 @@
 embedding cosine, signal agreement, classification agreement, or a user's function), computed
 by nnship for the validator, the quantizer's decisions and the tuner alike.
 
-- `TaskMetricConfig` (`[validate.metric]`), `parse_metric`, `TaskGate` / `parse_task_gates`
+- `TaskMetricConfig` (`[validate.metric]`), `parse_metric`, `TaskGate` / `parse_task_gates`;
+  `METRIC_NAMES`, `PRIMARY` / `primary_metric`, `LABEL_METRICS`, `higher_is_better`
 - `open_scorer(config, base_dir=None) -> TaskScorer` (`update(...)` per batch, `result()`)
 - `MetricError` (exit 2: a metric that cannot be computed judges nothing)
 """
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 __getattr__ = lazy_exports(
     __name__,
     {
+        "LABEL_METRICS": "nnship.metrics.task.config",
+        "METRIC_NAMES": "nnship.metrics.task.config",
         "PRIMARY": "nnship.metrics.task.config",
         "MetricError": "nnship.metrics.task.base",
         "TaskGate": "nnship.metrics.task.config",
@@ -31,10 +34,13 @@ __getattr__ = lazy_exports(
         "higher_is_better": "nnship.metrics.task.config",
         "parse_metric": "nnship.metrics.task.config",
         "parse_task_gates": "nnship.metrics.task.config",
+        "primary_metric": "nnship.metrics.task.config",
     },
 )
 
 __all__ = [
+    "LABEL_METRICS",
+    "METRIC_NAMES",
     "PRIMARY",
     "MetricError",
     "TaskGate",
@@ -44,6 +50,7 @@ __all__ = [
     "open_scorer",
     "parse_metric",
     "parse_task_gates",
+    "primary_metric",
 ]
 
 

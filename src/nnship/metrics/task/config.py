@@ -98,6 +98,12 @@ class SequenceMetric(_Metric):
     charset: list[str] | None = None
     charset_file: str | None = None
 
+    @model_validator(mode="after")
+    def _one_charset(self) -> SequenceMetric:
+        if self.charset and self.charset_file:
+            raise ValueError("give charset or charset_file, not both")
+        return self
+
 
 class EmbeddingMetric(_Metric):
     """Embeddings, pooled: `pooling` "mean" (over positions where the attention mask is 1;
@@ -163,6 +169,10 @@ METRIC_NAMES: dict[str, tuple[str, ...]] = {
 """The values each built-in family reports (a family leaves out what its data cannot give:
 accuracy without labels, bin agreement without `argmax_axis`)."""
 
+LABEL_METRICS: dict[str, tuple[str, ...]] = {"classification": ("accuracy",)}
+"""The values a family computes against the data's labels rather than the baseline: the only
+ones the baseline's own row can have."""
+
 PRIMARY: dict[str, str] = {
     "classification": "top1_agreement",
     "detection": "det_f1",
@@ -216,6 +226,15 @@ def parse_task_gates(gates: dict[str, str]) -> list[TaskGate]:
     return [TaskGate.parse(name, text) for name, text in gates.items()]
 
 
+def primary_metric(config: BaseModel, names: list[str] | tuple[str, ...] = ()) -> str | None:
+    """The value shown first and plotted: the family's `PRIMARY`, for a user callable the first
+    name it returned (`names`, in the order it returned them); None when there is none."""
+    kind = getattr(config, "kind", None)
+    if kind in PRIMARY:
+        return PRIMARY[kind]
+    return names[0] if names else None
+
+
 def higher_is_better(name: str, config: BaseModel | None = None) -> bool:
     """Whether a larger value of metric `name` is better (a user callable declares its own)."""
     if isinstance(config, CallableMetric) and config.higher_is_better is not None:
@@ -224,17 +243,11 @@ def higher_is_better(name: str, config: BaseModel | None = None) -> bool:
 
 
 class _CheckedMetric(BaseModel):
-    """Cross-field checks shared by the recipe and `--metric`."""
+    """The discriminated union as a field, so pydantic picks the family by `kind` (the
+    cross-field checks live on the families themselves: the recipe runs them too)."""
 
     model_config = ConfigDict(extra="forbid")
     metric: TaskMetricConfig
-
-    @model_validator(mode="after")
-    def _check(self) -> _CheckedMetric:
-        m = self.metric
-        if isinstance(m, SequenceMetric) and m.charset and m.charset_file:
-            raise ValueError("give charset or charset_file, not both")
-        return self
 
 
 def parse_metric(data: dict) -> TaskMetricConfig:

@@ -179,7 +179,10 @@ class DetectionScorer(TaskScorer):
             self.n_cand += len(k[0])
 
     def _result(self) -> dict[str, float]:
-        precision = safe_ratio(self.tp, self.n_cand)
-        recall = safe_ratio(self.tp, self.n_ref)
+        # Nothing to count is full agreement only when both sides found nothing: a candidate
+        # that detects nothing where the baseline detects objects has precision 0, not 1 (else
+        # a det_precision gate would pass a detector whose scores all collapsed).
+        precision = safe_ratio(self.tp, self.n_cand, empty=float(self.n_ref == 0))
+        recall = safe_ratio(self.tp, self.n_ref, empty=float(self.n_cand == 0))
         f1 = safe_ratio(2 * self.tp, self.n_cand + self.n_ref)
         return {"det_f1": f1, "det_precision": precision, "det_recall": recall}

@@ -1,12 +1,13 @@
-"""Markdown rendering of a `Report` (a view of the JSON, never a source of truth).
+"""Table cells of a `Report` shared by every view (terminal, Markdown, HTML): never a source of
+truth, the JSON is.
 
-`summary_table` gives the cells both renderers show (terminal and Markdown); `drift_table` and
-`latency_cells` are shared with the HTML and terminal views.
+`summary_columns` / `summary_table` give the summary (one column per task metric value, the
+primary first, after the speedup); `drift_table` and `latency_cells` the detail tables.
 """
 
 from __future__ import annotations
 
-from nnship.validate.report import GateVerdict, LatencyStats, Report, Row
+from nnship.validate.report import TASK_EXAMPLES, GateVerdict, LatencyStats, Report, Row
 
 COLUMNS = (
     "artifact",
@@ -19,6 +20,42 @@ COLUMNS = (
     "SQNR dB",
     "gates",
 )
+
+
+TASK_AFTER = COLUMNS.index("speedup") + 1
+"""Task metric columns go right after the speedup: the number users ship on comes first."""
+
+
+def summary_columns(report: Report) -> tuple[str, ...]:
+    """`COLUMNS` with one column per task metric value (`Report.task_metric_names`)."""
+    return (*COLUMNS[:TASK_AFTER], *report.task_metric_names(), *COLUMNS[TASK_AFTER:])
+
+
+def fmt_task(name: str, value: float | None) -> str:
+    """A task metric value: decibels to 2 decimals, fractions and rates to 4."""
+    return fmt(value, 2 if name.endswith("_db") else 4)
+
+
+def task_metric_text(report: Report) -> str | None:
+    """The task metric in one line: its family and the settings it was given a value for
+    ("detection: output=output0, score_threshold=0.25, ..."); None without one."""
+    config = report.task_metric
+    if config is None:
+        return None
+    settings = [f"{k}={v}" for k, v in config.items() if k != "kind" and v is not None]
+    primary = report.primary_task_metric()
+    text = f"{config.get('kind', '?')}" + (f": {', '.join(settings)}" if settings else "")
+    return text + (f" (primary value: {primary})" if primary else "")
+
+
+def task_examples(report: Report) -> list[str]:
+    """'label: baseline "x" vs candidate "y"' for the decodes that differ (sequence metrics)."""
+    return [
+        f'{row.label}: baseline "{e.get("baseline")}" vs candidate "{e.get("candidate")}"'
+        for row in report.rows
+        for e in row.extra.get(TASK_EXAMPLES) or []
+        if isinstance(e, dict)
+    ]
 
 
 def fmt(value: float | None, digits: int = 2, *, none: str = "-") -> str:
@@ -105,8 +142,9 @@ def _gate_cell(report: Report, row: Row) -> str:
 
 
 def summary_table(report: Report) -> list[list[str]]:
-    """One list of cells (see `COLUMNS`) per row, baseline first."""
+    """One list of cells (see `summary_columns`) per row, baseline first."""
     base_lat = report.baseline.latency_at()
+    task_names = report.task_metric_names()
     cells = []
     for row in [report.baseline, *report.rows]:
         lat = row.latency_at(base_lat.batch_size if base_lat else None)
@@ -126,6 +164,7 @@ def summary_table(report: Report) -> list[list[str]]:
                 fmt(row.size_bytes / 1e6 if row.size_bytes is not None else None, 3),
                 fmt(lat.p50_ms, 3) if lat else "-",
                 speedup,
+                *(fmt_task(name, row.task_metrics.get(name)) for name in task_names),
                 fmt(cls.top1_agreement) if cls and cls.top1_agreement is not None else "-",
                 acc,
                 "NaN" if any(o.nonfinite_count for o in row.outputs) else fmt(cosine, 5),

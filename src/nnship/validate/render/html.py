@@ -2,7 +2,8 @@
 from a `Report`. The JSON stays the source of truth; this is a view of it, like the Markdown.
 
 Sections: verdict and provenance, the summary table, gate verdicts, latency distributions per
-artifact (box plots over the raw samples), accuracy against latency across artifacts (scatter),
+artifact (box plots over the raw samples), accuracy (the primary task metric when there is one)
+against latency across artifacts (scatter),
 per-layer drift bars (when `nnship explain` attached `layer_drift`), output drift, notes.
 """
 
@@ -15,12 +16,14 @@ from pathlib import Path
 
 from nnship.core.fileio import write_text_atomic
 from nnship.validate.render.cells import (
-    COLUMNS,
     DRIFT_COLUMNS,
     drift_table,
     fmt,
     gate_cells,
+    summary_columns,
     summary_table,
+    task_examples,
+    task_metric_text,
 )
 from nnship.validate.render.charts import (
     Bar,
@@ -105,6 +108,7 @@ def _header(report: Report, status: str) -> str:
         ("model", model),
         ("data", data),
         ("task", report.task),
+        *([("task metric", metric)] if (metric := task_metric_text(report)) else []),
         ("environment", report.environment.summary()),
         ("CPU capabilities", report.environment.capabilities()),
         ("created", f"{report.created} (nnship {report.nnship_version})"),
@@ -122,10 +126,11 @@ def _verdict_class(cell: str) -> str:
 
 def _summary(report: Report) -> str:
     cells = summary_table(report)
-    classes = [[""] * (len(COLUMNS) - 1) + [_verdict_class(row[-1])] for row in cells]
+    columns = summary_columns(report)
+    classes = [[""] * (len(columns) - 1) + [_verdict_class(row[-1])] for row in cells]
     return (
         '<section id="summary"><h2>Summary</h2>'
-        + html_table(COLUMNS, cells, classes)
+        + html_table(columns, cells, classes)
         + "</section>"
     )
 
@@ -168,8 +173,13 @@ def _latency(report: Report) -> str:
 
 
 def _quality(report: Report) -> tuple[str, dict[str, float]]:
-    """The y axis of the trade-off plot: accuracy, else top-1 agreement, else worst SQNR."""
+    """The y axis of the trade-off plot: the primary task metric, else accuracy, else top-1
+    agreement, else worst SQNR."""
     rows = _rows(report)
+    primary = report.primary_task_metric()
+    task = {r.label: r.task_metrics[primary] for r in rows if primary in r.task_metrics}
+    if primary is not None and any(r.label in task for r in report.rows):
+        return f"{primary} (task metric)", task
     acc = {
         r.label: r.classification.accuracy
         for r in rows
@@ -276,9 +286,11 @@ def _output_drift(report: Report) -> str:
 
 
 def _notes(report: Report) -> str:
-    notes = list(report.notes) + [
-        f"{row.label}: {note}" for row in _rows(report) for note in row.notes
-    ]
+    notes = (
+        list(report.notes)
+        + [f"task metric, decoded differently: {e}" for e in task_examples(report)]
+        + [f"{row.label}: {note}" for row in _rows(report) for note in row.notes]
+    )
     if not notes:
         return ""
     items = "".join(f"<li>{escape(n)}</li>" for n in notes)

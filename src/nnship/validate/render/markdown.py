@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING
 
 from nnship.core.fileio import write_text_atomic
 from nnship.validate.render.cells import (
-    COLUMNS,
     DRIFT_COLUMNS,
     drift_table,
     fmt,
     gate_cells,
     latency_cells,
+    summary_columns,
     summary_table,
+    task_examples,
+    task_metric_text,
 )
 
 if TYPE_CHECKING:
@@ -39,13 +41,14 @@ def report_markdown(report: Report) -> str:
         + ("" if "samples" in report.data.description else f", {report.data.num_samples} samples")
         + (", labelled" if report.data.has_labels else ", no labels"),
         f"- task: {report.task}",
+        *([f"- task metric: {metric}"] if (metric := task_metric_text(report)) else []),
         f"- environment: {report.environment.summary()}",
         f"- CPU capabilities: {report.environment.capabilities()}",
         f"- nnship {report.nnship_version}, created {report.created}",
         "",
         "## Summary",
         "",
-        *_table(COLUMNS, summary_table(report)),
+        *_table(summary_columns(report), summary_table(report)),
     ]
     if report.gates:
         lines += ["", "## Gates", ""]
@@ -55,6 +58,9 @@ def report_markdown(report: Report) -> str:
     if drift_rows:
         lines += ["", "## Output drift", ""]
         lines += _table(DRIFT_COLUMNS, drift_rows)
+    examples = task_examples(report)
+    if examples:
+        lines += ["", "## Task metric: decodes that differ", ""] + [f"- {e}" for e in examples]
     lat_rows = [
         [
             row.label,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from nnship.validate.render.cells import COLUMNS, fmt, latency_cells, summary_table
+from nnship.validate.render.cells import fmt, latency_cells, summary_columns, summary_table
 from nnship.validate.report import LatencyStats, Report
 
 # Piped output (CI logs) has no width; rich would squeeze the tables to 80 columns.
@@ -21,7 +21,7 @@ def print_report(report: Report, console: Console | None = None) -> None:
     """Print the summary table (one row per artifact) and failed gates to stdout."""
     console = console or _console()
     table = Table(title=f"nnship validate: {report.data.description}", title_justify="left")
-    for i, col in enumerate(COLUMNS):
+    for i, col in enumerate(summary_columns(report)):
         left = i == 0 or col == "gates"
         table.add_column(col, justify="left" if left else "right", no_wrap=i == 0)
     for cells in summary_table(report):
